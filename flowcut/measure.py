@@ -1,0 +1,111 @@
+"""Every timing, FLOP count and memory figure is taken here, so all methods are measured alike.
+
+FLOPs follow the papers' convention (FastV, FlowCut Table 5): 2 FLOPs per multiply-add,
+counting the linear layers and the two attention matmuls of every transformer layer for
+the tokens it actually processed; for a Llama layer with n tokens, width d, KV width d_kv
+and SwiGLU width m: 2 * n * (2 d^2 + 2 d d_kv + 3 d m) + 4 * n^2 * d (prefill, causal mask
+not discounted, as the papers count). Decode steps add the same with n = 1 and the cached
+length as the attention span. The vision tower is counted likewise (4 d^2 + 2 d m linear
+terms, GELU MLP) for the tokens each of its layers saw.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from transformers import LogitsProcessor
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Stopwatch:
+    """Wall-clock milliseconds of a block, synchronised with the device (CUDA events on GPU)."""
+
+    device: torch.device
+    ms: float = 0.0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            torch.cuda.synchronize(self.device)
+            self.ms += start.elapsed_time(end)
+        else:
+            t0 = time.perf_counter()
+            yield
+            self.ms += (time.perf_counter() - t0) * 1000
+
+
+class FirstTokenClock(LogitsProcessor):
+    """Notes the time of ``generate``'s first logits call: the end of prefill."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.first: float | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.first is None:
+            _sync(self.device)
+            self.first = time.perf_counter()
+        return scores
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """CUDA peak allocated on GPU; the process RSS high-water mark on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def llm_layer_flops(n: int, span: int, d: int, d_kv: int, m: int) -> float:
+    """FLOPs of one Llama-style decoder layer over ``n`` new tokens attending ``span`` keys."""
+    return 2.0 * n * (2 * d * d + 2 * d * d_kv + 3 * d * m) + 4.0 * n * span * d
+
+
+def vit_layer_flops(n: int, d: int, m: int) -> float:
+    """FLOPs of one ViT layer (q, k, v, out projections + 2-matrix MLP) over ``n`` tokens."""
+    return 2.0 * n * (4 * d * d + 2 * d * m) + 4.0 * n * n * d
+
+
+@dataclass
+class Cost:
+    """Per-sample figures of one call (all of a batch's samples share the batch's timings)."""
+
+    vision_ms: float = 0.0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    total_ms: float = 0.0
+    flops: float = 0.0
+    prefill_flops: float = 0.0
+    kv_cache_bytes: int = 0
+    peak_memory_bytes: int = 0
+    kv_cache_used: bool = True
+    llm_layer_visual_tokens: list[int] = field(default_factory=list)
+
+    @property
+    def visual_tokens_llm_input(self) -> int:
+        return self.llm_layer_visual_tokens[0] if self.llm_layer_visual_tokens else 0
+
+    @property
+    def visual_tokens_layer_avg(self) -> float:
+        sched = self.llm_layer_visual_tokens
+        return sum(sched) / len(sched) if sched else 0.0

@@ -1,0 +1,216 @@
+"""What every model adapter shares: prompt building, the pruned ``generate`` and its figures.
+
+An adapter turns (images, questions, method, budget) into what the unmodified
+transformers model takes: either ``inputs_embeds`` that already hold only the kept visual
+tokens (vision-side methods on LLaVA: positions re-packed as the reference codes do), or the
+full prompt plus a drop mask applied before decoder layer 0 (Qwen2-VL, whose M-RoPE
+positions encode the 2D grid and so stay the original ones). LLM-side methods then cut
+inside the decoder through :class:`~flowcut.models.llm_prune.DecoderPruner`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from transformers import LogitsProcessorList
+
+from ..errors import FlowcutError
+from ..measure import Cost, FirstTokenClock, Stopwatch, llm_layer_flops, peak_memory_bytes, reset_peak
+from ..methods import LLMMethod, Method, VisionMethod
+from .llm_prune import DecoderPruner, PruningCache
+
+
+@dataclass
+class Prepared:
+    """A batch ready for the language model.
+
+    Attributes:
+        inputs_embeds: [B, P, D] prompt embeddings (visual tokens already in place).
+        attention_mask: [B, P] 1 for real tokens (left padding).
+        visual: [B, P] bool, visual positions.
+        kept: per sample, per crop: [K] kept patch positions in the original grid.
+        grids: per sample, per crop: (rows, cols) of that grid.
+        drop: [B, P] bool visual tokens to drop before decoder layer 0, or None.
+        extra: model-specific ``generate`` keyword arguments (e.g. Qwen2-VL's input_ids).
+        vision_flops: FLOPs spent in the vision tower and projector, per sample.
+    """
+
+    inputs_embeds: Tensor
+    attention_mask: Tensor
+    visual: Tensor
+    kept: list[list[Tensor]]
+    grids: list[list[tuple[int, int]]]
+    drop: Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    vision_flops: list[float] = field(default_factory=list)
+
+
+@dataclass
+class SampleOutput:
+    """One answered question: the text, what was kept, and what it cost."""
+
+    text: str
+    kept: list[list[int]]
+    grids: list[tuple[int, int]]
+    cost: Cost
+
+
+class VLMAdapter:
+    """Base adapter; subclasses implement :meth:`prepare` and :meth:`visual_tokens`."""
+
+    model_type: str = ""
+
+    def __init__(self, model: nn.Module, processor: Any) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+
+    # -- per model ------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def visual_tokens(self, image: Image.Image) -> int:
+        """Patch tokens this image gives the unpruned model (the budget's upper bound)."""
+        raise NotImplementedError
+
+    def prepare(self, images: list[Image.Image], questions: list[str], method: Method, budget: int) -> Prepared:
+        raise NotImplementedError
+
+    @property
+    def text_model(self) -> nn.Module:
+        return self.model.model.language_model
+
+    # -- shared ---------------------------------------------------------------------------
+    def check_budget(self, images: list[Image.Image], method: Method, budget: object) -> int:
+        if isinstance(budget, bool) or not isinstance(budget, int):
+            raise FlowcutError("budget", f"must be a whole number of visual tokens, got {budget!r}")
+        for img in images:
+            n = self.visual_tokens(img)
+            if not 1 <= budget <= n:
+                raise FlowcutError("budget", f"{budget} is outside this image's visual tokens", f"1..{n}")
+            if method.name == "none" and budget != n:
+                raise FlowcutError("budget", f"method 'none' keeps every token; budget must be {n}", n)
+        return budget
+
+    def embed_with_images(self, ids: list[list[int]], feats: list[Tensor], image_id: int) -> Prepared:
+        """Left-pad token ids, embed them and put each sample's visual tokens in place.
+
+        Args:
+            ids: per sample, token ids with exactly len(feats[i]) image placeholders.
+            feats: per sample, [T_i, D] projected visual tokens in prompt order.
+        """
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        width = max(len(x) for x in ids)
+        dev = self.device
+        tok = torch.full((len(ids), width), pad_id, dtype=torch.long, device=dev)
+        mask = torch.zeros((len(ids), width), dtype=torch.long, device=dev)
+        for i, row in enumerate(ids):
+            tok[i, width - len(row) :] = torch.tensor(row, device=dev)
+            mask[i, width - len(row) :] = 1
+        embeds = self.model.get_input_embeddings()(tok)
+        visual = (tok == image_id) & mask.bool()
+        flat = torch.cat(feats).to(embeds.dtype)
+        embeds = embeds.masked_scatter(visual[..., None].expand_as(embeds), flat)
+        return Prepared(inputs_embeds=embeds, attention_mask=mask, visual=visual, kept=[], grids=[])
+
+    @torch.inference_mode()
+    def generate(
+        self, images: list[Image.Image], questions: list[str], method: Method, budget: int,
+        max_new_tokens: int = 16, return_logits: bool = False,
+    ) -> list[SampleOutput] | tuple[list[SampleOutput], Tensor]:
+        """Answer ``questions[i]`` about ``images[i]`` with ``method`` at ``budget`` tokens/image.
+
+        Greedy decoding through the model's own ``generate``. Returns per-sample outputs
+        (and, if asked, the [B, V] logits of the first generated token).
+        """
+        if len(images) != len(questions):
+            raise FlowcutError("questions", f"{len(questions)} questions for {len(images)} images")
+        if max_new_tokens < 1:
+            raise FlowcutError("max_new_tokens", f"must be >= 1, got {max_new_tokens}")
+        budget = self.check_budget(images, method, budget)
+        dev = self.device
+        reset_peak(dev)
+        t_start = time.perf_counter()
+        vision = Stopwatch(dev)
+        with vision():
+            prep = self.prepare(images, questions, method, budget)
+        n_layers = len(self.text_model.layers)
+        stages = []
+        if isinstance(method, LLMMethod):
+            n_vis = int((prep.visual & (~prep.drop if prep.drop is not None else True))[0].sum())
+            stages = method.schedule(budget, n_layers, n_vis)
+        raters = None
+        if stages and hasattr(method, "text_raters"):
+            after = prep.attention_mask.bool() & ~prep.visual
+            after &= prep.visual.long().cumsum(1) > 0
+            raters = method.text_raters(prep.inputs_embeds, prep.visual, after)
+        cfg = self.text_model.config
+        cache = PruningCache(config=cfg)
+        clock = FirstTokenClock(dev)
+        pruner = DecoderPruner(
+            self.text_model.layers, prep.visual, prep.attention_mask.bool(),
+            method if isinstance(method, LLMMethod) else None, stages, prep.drop, raters, cache,
+        )
+        with pruner:
+            out = self.model.generate(
+                inputs_embeds=prep.inputs_embeds, attention_mask=prep.attention_mask,
+                cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
+                logits_processor=LogitsProcessorList([clock]), return_dict_in_generate=True,
+                output_logits=return_logits, pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id, **prep.extra,
+            )
+        t_end = time.perf_counter()
+        seqs = out.sequences[:, -len(out.sequences[0]) :] if "input_ids" not in prep.extra else out.sequences[
+            :, prep.extra["input_ids"].shape[1] :
+        ]
+        texts = self.tokenizer.batch_decode(seqs, skip_special_tokens=True)
+        first = clock.first if clock.first is not None else t_end
+        prefill_ms = (first - t_start) * 1000 - vision.ms
+        total_ms = (t_end - t_start) * 1000
+        kv_bytes = sum(
+            layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
+            for layer in cache.layers
+            if getattr(layer, "keys", None) is not None
+        ) // len(images)
+        schedule = pruner.visual_per_layer
+        outputs = []
+        n_new = seqs.shape[1]
+        for b, text in enumerate(texts):
+            p_real = int(prep.attention_mask[b].sum())
+            flops = self._llm_flops(p_real, schedule, int(prep.visual[b].sum()), n_new)
+            cost = Cost(
+                vision_ms=vision.ms / len(images), prefill_ms=prefill_ms / len(images),
+                decode_ms=(total_ms - prefill_ms - vision.ms) / len(images), total_ms=total_ms / len(images),
+                prefill_flops=flops[0] + (prep.vision_flops[b] if prep.vision_flops else 0.0),
+                flops=flops[0] + flops[1] + (prep.vision_flops[b] if prep.vision_flops else 0.0),
+                kv_cache_bytes=kv_bytes, peak_memory_bytes=peak_memory_bytes(dev),
+                llm_layer_visual_tokens=list(schedule),
+            )
+            outputs.append(
+                SampleOutput(
+                    text=text.strip(), kept=[k.tolist() for k in prep.kept[b]], grids=list(prep.grids[b]), cost=cost
+                )
+            )
+        if return_logits:
+            return outputs, out.logits[0]
+        return outputs
+
+    def _llm_flops(self, prompt: int, schedule: list[int], n_visual: int, n_new: int) -> tuple[float, float]:
+        """(prefill, decode) FLOPs of the language model for one sample (see measure.py)."""
+        cfg = self.text_model.config
+        d = cfg.hidden_size
+        d_kv = cfg.num_key_value_heads * getattr(cfg, "head_dim", d // cfg.num_attention_heads)
+        m = cfg.intermediate_size
+        prefill = decode = 0.0
+        for n_vis_l in schedule:
+            n = prompt - n_visual + n_vis_l
+            prefill += llm_layer_flops(n, n, d, d_kv, m)
+            decode += sum(llm_layer_flops(1, n + t + 1, d, d_kv, m) for t in range(n_new - 1))
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        return prefill + 2.0 * d * vocab, decode + 2.0 * d * vocab * max(n_new - 1, 0)

@@ -1,0 +1,78 @@
+"""LLaVA-1.5 (``LlavaForConditionalGeneration``): CLIP tower, MLP projector, Llama.
+
+Vision-side methods run in our loop over the CLIP layers (:mod:`.tower`); the kept tokens
+are projected and placed in the prompt, so the LLM sees ``budget`` visual tokens with
+re-packed positions, as the reference implementations of FlowCut, VisionZip and VisPruner
+feed LLaVA. LLM-side methods get all 576 tokens and cut inside the decoder.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+from torch import Tensor
+
+from ..measure import vit_layer_flops
+from ..methods import Method
+from .base import Prepared, VLMAdapter
+from .tower import TowerResult, run_clip
+
+
+class LlavaAdapter(VLMAdapter):
+    model_type = "llava"
+    template = "USER: <image>\n{question} ASSISTANT:"
+
+    @property
+    def image_token_id(self) -> int:
+        return int(self.model.config.image_token_id)
+
+    @property
+    def patches_per_crop(self) -> int:
+        vc = self.model.config.vision_config
+        return (vc.image_size // vc.patch_size) ** 2
+
+    def visual_tokens(self, image: Image.Image) -> int:
+        return self.patches_per_crop
+
+    def prompt_ids(self, question: str, n_image_tokens: int) -> list[int]:
+        """Token ids of the prompt with the one image placeholder expanded to ``n`` tokens."""
+        ids = self.tokenizer(self.template.format(question=question)).input_ids
+        at = ids.index(self.image_token_id)
+        return ids[:at] + [self.image_token_id] * n_image_tokens + ids[at + 1 :]
+
+    def encode_crops(self, pixels: Tensor, method: Method, budget: int) -> TowerResult:
+        """Run the tower on [B, 3, S, S] crops sharing one budget (one at a time if the method asks)."""
+        cfg = self.model.config
+        tower = self.model.model.vision_tower
+        vm = getattr(tower, "vision_model", tower)  # transformers 5 flattened CLIPVisionModel
+        if getattr(method, "per_image", False) and pixels.shape[0] > 1:
+            parts = [run_clip(vm, pixels[i : i + 1], cfg.vision_feature_layer, method, budget) for i in range(len(pixels))]
+            import torch
+
+            return TowerResult(
+                tokens=torch.cat([p.tokens for p in parts]), indices=torch.cat([p.indices for p in parts]),
+                layer_tokens=[sum(x) for x in zip(*(p.layer_tokens for p in parts))],
+            )
+        res = run_clip(vm, pixels, cfg.vision_feature_layer, method, budget)
+        res.layer_tokens = [n * pixels.shape[0] for n in res.layer_tokens]
+        return res
+
+    def tower_flops(self, res: TowerResult, n_crops: int) -> float:
+        """Vision tower + projector FLOPs per crop of ``res``."""
+        vc = self.model.config.vision_config
+        text_d = self.text_model.config.hidden_size
+        per = sum(vit_layer_flops(n // n_crops, vc.hidden_size, vc.intermediate_size) for n in res.layer_tokens)
+        t = res.tokens.shape[1]
+        return per + 2.0 * t * (vc.hidden_size * text_d + text_d * text_d)
+
+    def prepare(self, images: list[Image.Image], questions: list[str], method: Method, budget: int) -> Prepared:
+        ip = self.processor.image_processor
+        pixels = ip(images, return_tensors="pt")["pixel_values"].to(self.device, self.model.dtype)
+        res = self.encode_crops(pixels, method, budget)
+        feats = self.model.model.multi_modal_projector(res.tokens)
+        ids = [self.prompt_ids(q, feats.shape[1]) for q in questions]
+        prep = self.embed_with_images(ids, list(feats), self.image_token_id)
+        side = int(round(self.patches_per_crop**0.5))
+        prep.kept = [[res.indices[i]] for i in range(len(images))]
+        prep.grids = [[(side, side)] for _ in images]
+        prep.vision_flops = [self.tower_flops(res, len(images))] * len(images)
+        return prep

@@ -1,0 +1,119 @@
+"""LLaVA-NeXT (``LlavaNextForConditionalGeneration``): AnyRes crops, unpad, row newlines.
+
+The budget is per image and is spread evenly over its crops (base image + grid crops),
+as the papers count LLaVA-NeXT budgets (e.g. 160 = 32 x 5); a remainder goes to the first
+crops. Each crop is pruned by the method on its own; the kept tokens are then laid out the
+way the model's own ``pack_image_features`` lays out all of them (we run it on position
+labels to learn that order), and a row's newline token survives iff its row keeps a patch.
+Kept patches that unpadding would discard (the padded margin of grid crops) follow the
+grid tokens, so every image sends exactly ``budget`` patch tokens plus its kept newlines.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from ..errors import FlowcutError
+from ..methods import Method
+from .base import Prepared
+from .llava import LlavaAdapter
+
+
+def crop_budgets(budget: int, n_crops: int) -> list[int]:
+    """Split a per-image budget over crops: equal shares, remainder to the first crops."""
+    base, rem = divmod(budget, n_crops)
+    return [base + (i < rem) for i in range(n_crops)]
+
+
+class LlavaNextAdapter(LlavaAdapter):
+    model_type = "llava_next"
+    template = "[INST] <image>\n{question} [/INST]"
+
+    def n_crops(self, image: Image.Image) -> int:
+        from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+        cfg = self.model.config
+        return int(
+            image_size_to_num_patches((image.height, image.width), cfg.image_grid_pinpoints, cfg.vision_config.image_size)
+        )
+
+    def visual_tokens(self, image: Image.Image) -> int:
+        return self.n_crops(image) * self.patches_per_crop
+
+    def layout(self, n_crops: int, size: Tensor) -> Tensor:
+        """[L] packed order of one image: crop * N + patch for patches, -1 for newlines."""
+        n = self.patches_per_crop
+        labels = torch.arange(n_crops * n, dtype=torch.float32).view(n_crops, n, 1)
+        seq, _ = self.model.model.pack_image_features(
+            [labels], size[None], vision_feature_select_strategy="default", image_newline=torch.tensor([-1.0])
+        )
+        return seq[0][:, 0].long()
+
+    def prepare(self, images: list[Image.Image], questions: list[str], method: Method, budget: int) -> Prepared:
+        out = self.processor.image_processor(images, return_tensors="pt")
+        pixels = out["pixel_values"].to(self.device, self.model.dtype)
+        sizes = out["image_sizes"]
+        n = self.patches_per_crop
+        counts = [self.n_crops(img) for img in images]
+        if budget < max(counts):
+            raise FlowcutError("budget", f"{budget} leaves a crop with no token", f"{max(counts)}..")
+        # crops that share a budget run together through the tower
+        jobs: dict[int, list[tuple[int, int]]] = {}
+        for b, c in enumerate(counts):
+            for j, share in enumerate(crop_budgets(budget, c)):
+                jobs.setdefault(share, []).append((b, j))
+        kept: dict[tuple[int, int], Tensor] = {}
+        toks: dict[tuple[int, int], Tensor] = {}
+        flops = [0.0] * len(images)
+        for share, members in jobs.items():
+            crops = torch.stack([pixels[b, j] for b, j in members])
+            res = self.encode_crops(crops, method, share)
+            proj = self.model.model.multi_modal_projector(res.tokens)
+            per_crop = self.tower_flops(res, len(members))
+            for row, key in enumerate(members):
+                kept[key], toks[key] = res.indices[row], proj[row]
+                flops[key[0]] += per_crop
+        feats, ids, kept_out = [], [], []
+        newline = self.model.model.image_newline
+        for b, c in enumerate(counts):
+            if any(toks[(b, j)].shape[0] != kept[(b, j)].shape[0] for j in range(c)):
+                # the method built its own tokens (VisionZip, VFlowOpt): crop blocks in crop
+                # order, no unpad and no newlines, as VisionZip's reference feeds LLaVA-NeXT
+                feats.append(torch.cat([toks[(b, j)] for j in range(c)]))
+                ids.append(self.prompt_ids(questions[b], feats[-1].shape[0]))
+                kept_out.append([kept[(b, j)] for j in range(c)])
+                continue
+            seq = self.layout(c, sizes[b])
+            chosen = torch.zeros(c * n, dtype=torch.bool)
+            for j in range(c):
+                chosen[j * n + kept[(b, j)].cpu()] = True
+            keep_seq, row_has = [], False
+            for lab in seq.tolist():
+                if lab < 0:
+                    if row_has:
+                        keep_seq.append(-1)
+                    row_has = False
+                elif chosen[lab]:
+                    keep_seq.append(lab)
+                    row_has = True
+            placed = set(x for x in keep_seq if x >= 0)
+            keep_seq += [int(x) for x in chosen.nonzero().flatten() if int(x) not in placed]
+            rows = []
+            for lab in keep_seq:
+                if lab < 0:
+                    rows.append(newline.to(self.model.dtype))
+                else:
+                    j, p = divmod(lab, n)
+                    pos = int((kept[(b, j)] == p).nonzero()[0])
+                    rows.append(toks[(b, j)][pos])
+            feats.append(torch.stack(rows))
+            ids.append(self.prompt_ids(questions[b], len(rows)))
+            kept_out.append([kept[(b, j)] for j in range(c)])
+        prep = self.embed_with_images(ids, feats, self.image_token_id)
+        side = int(round(n**0.5))
+        prep.kept = kept_out
+        prep.grids = [[(side, side)] * c for c in counts]
+        prep.vision_flops = flops
+        return prep
