@@ -135,8 +135,13 @@ class VisionMethod(Method):
 class EncoderMethod(Method):
     kind: ClassVar[Kind] = "encoder"
 
-    def start(self, batch: int, n_units: int, budget: int, num_layers: int) -> Any:
-        """Fresh per-batch state; ``num_layers`` = tower layers run up to the feature layer."""
+    def start(self, batch: int, n_units: int, budget: int, num_layers: int, valid: Tensor | None) -> Any:
+        """Fresh per-batch state.
+
+        Args:
+            num_layers: tower layers run up to and including the feature layer.
+            valid: [B, n_units] bool, units that may be kept (None = all).
+        """
         raise NotImplementedError
 
     def step(self, state: Any, layer: int, view: LayerView) -> Tensor | None:

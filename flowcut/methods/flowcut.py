@@ -77,6 +77,7 @@ class _State:
     budget: int
     num_layers: int
     cumulative: Tensor | None = None
+    valid: Tensor | None = None  # [B, n] units the model keeps at all (LLaVA-NeXT's unpadding)
 
 
 @dataclass
@@ -87,13 +88,14 @@ class FlowCut(EncoderMethod):
     per_image = True  # see the module docstring: no batch-dependent kept sets
     momentum: float = 0.5  # weight of the past in the cumulative score (reference: 0.5)
 
-    def start(self, batch: int, n_units: int, budget: int, num_layers: int) -> _State:
-        return _State(budget=budget, num_layers=num_layers)
+    def start(self, batch: int, n_units: int, budget: int, num_layers: int, valid: Tensor | None) -> _State:
+        return _State(budget=budget, num_layers=num_layers, valid=valid)
 
     def step(self, state: _State, layer: int, view: LayerView) -> Tensor | None:
-        n_units = view.k.shape[2] - int(view.has_cls)
-        n_units //= view.group
-        if n_units <= state.budget:
+        n_units = (view.k.shape[2] - int(view.has_cls)) // view.group
+        # units the model would drop anyway (LLaVA-NeXT's padded margins) never count
+        n_valid = n_units if state.valid is None else int(state.valid.sum(1).max())
+        if n_valid <= state.budget:
             return None
         score, attn = unit_scores(view)
         if state.cumulative is None:
@@ -108,17 +110,25 @@ class FlowCut(EncoderMethod):
             new_len = state.budget
         else:
             r = adaptive_prune_count(attn, rpl, state.budget)
-            new_len = max(n_units - int(r.max()), state.budget)
+            new_len = max(n_valid - int(r.max()), state.budget)
         if new_len >= n_units:
             return None
-        keep = state.cumulative.topk(new_len, dim=-1).indices.sort(dim=-1).values
+        ranked = state.cumulative
+        if state.valid is not None:
+            ranked = ranked.masked_fill(~state.valid, float("-inf"))
+        keep = ranked.topk(new_len, dim=-1).indices.sort(dim=-1).values
         state.cumulative = state.cumulative.gather(1, keep)
+        if state.valid is not None:
+            state.valid = state.valid.gather(1, keep)
         return keep
 
     def finish(self, state: _State, feats: Tensor) -> Tensor | None:
         n = feats.shape[1]
         if n <= state.budget:
             return None
-        # towers shallower than two layers never reach rpl == 0: cut by the last scores
-        assert state.cumulative is not None
-        return state.cumulative.topk(state.budget, dim=-1).indices.sort(dim=-1).values
+        # towers shallower than two layers never reach rpl == 0: cut by the last scores;
+        # with nothing scored (budget = every valid unit) keep the valid units in order
+        ranked = state.cumulative if state.cumulative is not None else feats.new_zeros(feats.shape[:2])
+        if state.valid is not None:
+            ranked = ranked.masked_fill(~state.valid, float("-inf"))
+        return ranked.topk(state.budget, dim=-1).indices.sort(dim=-1).values

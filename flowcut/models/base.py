@@ -38,6 +38,8 @@ class Prepared:
         drop: [B, P] bool visual tokens to drop before decoder layer 0, or None.
         extra: model-specific ``generate`` keyword arguments (e.g. Qwen2-VL's input_ids).
         vision_flops: FLOPs spent in the vision tower and projector, per sample.
+        labels: per sample, [n_visual] what each visual prompt token is, in prompt order:
+            crop * patches_per_crop + patch, or -1 (newline, [CLS], merged token).
     """
 
     inputs_embeds: Tensor
@@ -48,6 +50,8 @@ class Prepared:
     drop: Tensor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     vision_flops: list[float] = field(default_factory=list)
+    labels: list[Tensor] = field(default_factory=list)
+    patches_per_crop: int = 0
 
 
 @dataclass
@@ -122,18 +126,41 @@ class VLMAdapter:
     @torch.inference_mode()
     def generate(
         self, images: list[Image.Image], questions: list[str], method: Method, budget: int,
-        max_new_tokens: int = 16, return_logits: bool = False,
+        max_new_tokens: int = 16, min_new_tokens: int = 0, return_logits: bool = False,
     ) -> list[SampleOutput] | tuple[list[SampleOutput], Tensor]:
         """Answer ``questions[i]`` about ``images[i]`` with ``method`` at ``budget`` tokens/image.
 
-        Greedy decoding through the model's own ``generate``. Returns per-sample outputs
-        (and, if asked, the [B, V] logits of the first generated token).
+        Greedy decoding through the model's own ``generate``. Images giving different numbers
+        of visual tokens (LLaVA-NeXT grids, Qwen2-VL sizes) run as separate sub-batches.
+        Returns per-sample outputs (and, if asked, the [B, V] logits of the first new token).
         """
-        if len(images) != len(questions):
+        if len(images) != len(questions) or not images:
             raise FlowcutError("questions", f"{len(questions)} questions for {len(images)} images")
         if max_new_tokens < 1:
             raise FlowcutError("max_new_tokens", f"must be >= 1, got {max_new_tokens}")
         budget = self.check_budget(images, method, budget)
+        groups: dict[int, list[int]] = {}
+        for i, img in enumerate(images):
+            groups.setdefault(self.visual_tokens(img), []).append(i)
+        results: list[SampleOutput | None] = [None] * len(images)
+        logits: list[Tensor | None] = [None] * len(images)
+        for rows in groups.values():
+            outs, first = self._generate_batch(
+                [images[i] for i in rows], [questions[i] for i in rows], method, budget, max_new_tokens,
+                min_new_tokens, return_logits,
+            )
+            for j, i in enumerate(rows):
+                results[i] = outs[j]
+                logits[i] = first[j] if first is not None else None
+        done = [r for r in results if r is not None]
+        if return_logits:
+            return done, torch.stack([x for x in logits if x is not None])
+        return done
+
+    def _generate_batch(
+        self, images: list[Image.Image], questions: list[str], method: Method, budget: int,
+        max_new_tokens: int, min_new_tokens: int, return_logits: bool,
+    ) -> tuple[list[SampleOutput], Tensor | None]:
         dev = self.device
         reset_peak(dev)
         t_start = time.perf_counter()
@@ -161,14 +188,15 @@ class VLMAdapter:
             out = self.model.generate(
                 inputs_embeds=prep.inputs_embeds, attention_mask=prep.attention_mask,
                 cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
+                min_new_tokens=min_new_tokens,
                 logits_processor=LogitsProcessorList([clock]), return_dict_in_generate=True,
                 output_logits=return_logits, pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id, **prep.extra,
             )
         t_end = time.perf_counter()
-        seqs = out.sequences[:, -len(out.sequences[0]) :] if "input_ids" not in prep.extra else out.sequences[
-            :, prep.extra["input_ids"].shape[1] :
-        ]
+        seqs = out.sequences
+        if "input_ids" in prep.extra:  # generate echoes the prompt when it was given ids
+            seqs = seqs[:, prep.extra["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(seqs, skip_special_tokens=True)
         first = clock.first if clock.first is not None else t_end
         prefill_ms = (first - t_start) * 1000 - vision.ms
@@ -179,6 +207,8 @@ class VLMAdapter:
             if getattr(layer, "keys", None) is not None
         ) // len(images)
         schedule = pruner.visual_per_layer
+        if stages:
+            prep.kept = self._kept_after_llm(prep, pruner.layer_keep[n_layers - 1])
         outputs = []
         n_new = seqs.shape[1]
         for b, text in enumerate(texts):
@@ -197,9 +227,19 @@ class VLMAdapter:
                     text=text.strip(), kept=[k.tolist() for k in prep.kept[b]], grids=list(prep.grids[b]), cost=cost
                 )
             )
-        if return_logits:
-            return outputs, out.logits[0]
-        return outputs
+        return outputs, (out.logits[0] if return_logits else None)
+
+    @staticmethod
+    def _kept_after_llm(prep: Prepared, alive: Tensor) -> list[list[Tensor]]:
+        """Per sample and crop, the patches still alive after the last LLM stage."""
+        kept = []
+        for b in range(alive.shape[0]):
+            vis_pos = prep.visual[b].nonzero().flatten()
+            alive_vis = alive[b][prep.visual[b, alive[b]]]
+            labels = prep.labels[b][torch.searchsorted(vis_pos, alive_vis)]
+            n = prep.patches_per_crop
+            kept.append([labels[(labels >= 0) & (labels // n == j)] % n for j in range(len(prep.kept[b]))])
+        return kept
 
     def _llm_flops(self, prompt: int, schedule: list[int], n_visual: int, n_new: int) -> tuple[float, float]:
         """(prefill, decode) FLOPs of the language model for one sample (see measure.py)."""

@@ -8,6 +8,7 @@ feed LLaVA. LLM-side methods get all 576 tokens and cut inside the decoder.
 
 from __future__ import annotations
 
+import torch
 from PIL import Image
 from torch import Tensor
 
@@ -39,20 +40,22 @@ class LlavaAdapter(VLMAdapter):
         at = ids.index(self.image_token_id)
         return ids[:at] + [self.image_token_id] * n_image_tokens + ids[at + 1 :]
 
-    def encode_crops(self, pixels: Tensor, method: Method, budget: int) -> TowerResult:
+    def encode_crops(self, pixels: Tensor, method: Method, budget: int, valid: Tensor | None = None) -> TowerResult:
         """Run the tower on [B, 3, S, S] crops sharing one budget (one at a time if the method asks)."""
         cfg = self.model.config
         tower = self.model.model.vision_tower
         vm = getattr(tower, "vision_model", tower)  # transformers 5 flattened CLIPVisionModel
         if getattr(method, "per_image", False) and pixels.shape[0] > 1:
-            parts = [run_clip(vm, pixels[i : i + 1], cfg.vision_feature_layer, method, budget) for i in range(len(pixels))]
-            import torch
-
+            parts = [
+                run_clip(vm, pixels[i : i + 1], cfg.vision_feature_layer, method, budget,
+                         None if valid is None else valid[i : i + 1])
+                for i in range(len(pixels))
+            ]
             return TowerResult(
                 tokens=torch.cat([p.tokens for p in parts]), indices=torch.cat([p.indices for p in parts]),
                 layer_tokens=[sum(x) for x in zip(*(p.layer_tokens for p in parts))],
             )
-        res = run_clip(vm, pixels, cfg.vision_feature_layer, method, budget)
+        res = run_clip(vm, pixels, cfg.vision_feature_layer, method, budget, valid)
         res.layer_tokens = [n * pixels.shape[0] for n in res.layer_tokens]
         return res
 
@@ -75,4 +78,7 @@ class LlavaAdapter(VLMAdapter):
         prep.kept = [[res.indices[i]] for i in range(len(images))]
         prep.grids = [[(side, side)] for _ in images]
         prep.vision_flops = [self.tower_flops(res, len(images))] * len(images)
+        pad = res.tokens.shape[1] - res.indices.shape[1]
+        prep.labels = [torch.cat([res.indices[i].cpu(), torch.full((max(pad, 0),), -1)]) for i in range(len(images))]
+        prep.patches_per_crop = self.patches_per_crop
         return prep

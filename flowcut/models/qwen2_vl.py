@@ -84,4 +84,5 @@ class Qwen2VLAdapter(VLMAdapter):
         side = [(int(g[1]) // 2, int(g[2]) // 2) for g in grids]
         prep.grids = [[s] for s in side]
         prep.vision_flops = flops
+        prep.labels, prep.patches_per_crop = [torch.arange(n) for n in counts], counts[0]
         return prep

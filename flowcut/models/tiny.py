@@ -62,8 +62,12 @@ def _clip(size: int) -> dict[str, Any]:
                 image_size=size, patch_size=14, projection_dim=32)
 
 
-def tiny_model(model_type: str, seed: int = 0, llm_layers: int = 4, size: int = 336) -> tuple[Any, Bundle]:
-    """(model, processor) of a tiny random ``model_type``: llava, llava_next or qwen2_vl."""
+def tiny_model(model_type: str, seed: int = 0, llm_layers: int = 32, size: int = 336) -> tuple[Any, Bundle]:
+    """(model, processor) of a tiny random ``model_type``: llava, llava_next or qwen2_vl.
+
+    32 decoder layers like the 7B models, so that LLM-side methods can reach small budgets
+    as a layer average (a 4-layer LLM cannot average 64 of 576 tokens).
+    """
     from transformers import (
         LlavaConfig, LlavaForConditionalGeneration, LlavaNextConfig, LlavaNextForConditionalGeneration,
         Qwen2VLConfig, Qwen2VLForConditionalGeneration,

@@ -68,7 +68,8 @@ def layers_to_run(num_layers: int, feature_layer: int) -> int:
 
 
 def run_clip(
-    vision_model: nn.Module, pixels: Tensor, feature_layer: int, method: Method, budget: int
+    vision_model: nn.Module, pixels: Tensor, feature_layer: int, method: Method, budget: int,
+    valid: Tensor | None = None,
 ) -> TowerResult:
     """Run a CLIP vision transformer up to ``feature_layer`` and apply ``method``.
 
@@ -78,6 +79,8 @@ def run_clip(
         feature_layer: LLaVA's ``vision_feature_layer`` (-2 for LLaVA-1.5).
         method: any registered method; LLM-side methods get all patches here.
         budget: visual tokens to keep per crop (ignored by LLM-side methods).
+        valid: [B, N] bool, patches the model keeps at all (LLaVA-NeXT drops the padded
+            margin of grid crops); methods choose only among them. None = all.
     """
     layers = vision_model.encoder.layers
     n_run = layers_to_run(len(layers), feature_layer)
@@ -87,7 +90,7 @@ def run_clip(
     side = int(round(n_patch**0.5))
     orig = torch.arange(n_patch, device=h.device).expand(b, n_patch)
     encoder = method if isinstance(method, EncoderMethod) else None
-    state = encoder.start(b, n_patch, budget, n_run) if encoder else None
+    state = encoder.start(b, n_patch, budget, n_run, valid) if encoder else None
     watch = range(n_run) if encoder else [n_run - 1]
     mods = {}
     for i in watch:
@@ -123,7 +126,26 @@ def run_clip(
     trace = VisionTrace(
         feats=h[:, 1:], relay_attn=relay, keys=k[:, :, 1:], cls_feat=h[:, 0], grid=(side, side), pixels=pixels
     )
+    if valid is not None and not bool(valid.all()) and isinstance(method, VisionMethod):
+        rows = range(trace.feats.shape[0])
+        parts = [_apply_selection(method, _restrict(trace, r, valid[r]), budget, layer_tokens) for r in rows]
+        for b_, part in enumerate(parts):
+            part.indices = valid[b_].nonzero().flatten()[part.indices]
+        return TowerResult(
+            tokens=torch.cat([p.tokens for p in parts]), indices=torch.cat([p.indices for p in parts]),
+            layer_tokens=layer_tokens,
+        )
     return _apply_selection(method, trace, budget, layer_tokens)
+
+
+def _restrict(trace: VisionTrace, b: int, valid: Tensor) -> VisionTrace:
+    """Row ``b`` of ``trace`` with only its ``valid`` patches (positions renumbered)."""
+    idx = valid.nonzero().flatten()
+    return VisionTrace(
+        feats=trace.feats[b : b + 1, idx], relay_attn=trace.relay_attn[b : b + 1, :, idx],
+        keys=trace.keys[b : b + 1, :, idx], cls_feat=None if trace.cls_feat is None else trace.cls_feat[b : b + 1],
+        grid=trace.grid, pixels=None if trace.pixels is None else trace.pixels[b : b + 1],
+    )
 
 
 def _apply_selection(method: Method, trace: VisionTrace, budget: int, layer_tokens: list[int]) -> TowerResult:
@@ -161,7 +183,7 @@ def run_qwen2_vl(
     t, gh, gw = (int(x) for x in grid_thw[0])
     blocks = visual.blocks
     encoder = method if isinstance(method, EncoderMethod) else None
-    state = encoder.start(1, n_units, budget, len(blocks) + 1) if encoder else None
+    state = encoder.start(1, n_units, budget, len(blocks) + 1, None) if encoder else None
     orig = torch.arange(n_units, device=h.device)[None]
     watch = range(len(blocks)) if encoder else [len(blocks) - 1]
     layer_tokens = []

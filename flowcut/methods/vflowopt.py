@@ -1,0 +1,157 @@
+"""VFlowOpt: vision-side pruning with cell recycling, then one LLM cut.
+
+Paper: Yang et al., "VFlowOpt: A Token Pruning Framework for LMMs with Visual Information
+Flow-Guided Optimization", arXiv 2508.05211 (ICCV 2025). Reference code: sihany077/VFlowOpt
+(LLaVA-OneVision only: ``multimodal_encoder/siglip_encoder.py``,
+``language_model/llava_qwen_training_free.py``, ``lmms_eval/models/llava_onevision_training_free.py``).
+
+* Vision stage: importance per patch; keep ``T_v`` tokens: the most important patches plus
+  one recycled token per grid cell (cell of patch (r, c) = ``(floor(r / m), floor(c / m))``)
+  that holds pruned patches. The recycled token is the importance-weighted mean of the cell's
+  pruned patches and sits at the position of the most important of them.
+* LLM stage: before layer 18 of 28, keep ``llm_ratio`` of the visual tokens (the released
+  config's layer-9 stage keeps ratio 1.0 and is omitted). ``T_v`` is chosen so that the
+  layer average is T (``layer_average``) or the LLM stage keeps T (``after_prune``).
+
+Deviations from the reference code, on purpose:
+
+* Importance: the reference averages, over "global" tokens (received attention > t * mean),
+  their attention rows; our trace only has the relay row ([CLS] for CLIP, the dominant global
+  token; the mean query otherwise), so importance = head-mean relay attention and ``t`` is
+  unused. The entropy term is not implemented (``alpha_v`` = 0 in every released config).
+* Exact count: the reference keeps ``N - reduce - int(N / m**2)`` patches and then adds one
+  token per cell, so its total varies; we solve the plain count so that plain + recycled is
+  exactly ``T_v``.
+* LLM score: last-prompt-token attention of the layer before the cut, head mean (the
+  reference's no-cache path); its cached generation path re-uses the vision importance map.
+* Cells come from positions in the trace; a trace restricted to the valid patches of a padded
+  LLaVA-NeXT crop renumbers them, so there the cells are only approximately square.
+* ``T_v`` uses the paper's 18/28 split (``select`` does not know the depth L); ``schedule``
+  then fits the LLM keep so that the average at the actual depth rounds to T.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ..errors import FlowcutError
+from .base import Kind, LLMMethod, LLMScoreContext, LLMStage, Selection, VisionMethod, VisionTrace
+from .fastv import last_token_attention
+from .schedule import BudgetMode, check_request, fit_last, round_half_up, scale_layers
+
+PAPER_DEPTH = 28  # Qwen2-7B in LLaVA-OneVision
+PAPER_LLM_LAYER = 18  # illava_llm_k = 9-18, ratios [1.0, 0.6011]
+
+
+def recycle_select(feats: Tensor, importance: Tensor, grid: tuple[int, int], keep: int, m: float) -> Selection:
+    """Keep ``keep`` tokens per image: top patches plus one recycled token per pruned cell.
+
+    Args:
+        feats: [B, N, D] patch features.
+        importance: [B, N] patch importance (higher = keep).
+        grid: (rows, cols), N == rows * cols.
+        keep: tokens per image, at least the number of cells.
+        m: cell side in patches (may be fractional, as in the reference).
+
+    Returns:
+        Selection with ``indices`` [B, keep] ascending (plain patches and the recycled tokens'
+        positions) and ``tokens`` [B, keep, D] aligned with them.
+    """
+    b, n, _ = feats.shape
+    rows, cols = grid
+    pos = torch.arange(n, device=feats.device)
+    cell_cols = math.floor((cols - 1) / m) + 1
+    cell = torch.div(pos // cols, m, rounding_mode="floor").long() * cell_cols
+    cell += torch.div(pos % cols, m, rounding_mode="floor").long()
+    n_cells = int(cell.max()) + 1
+    if keep < n_cells:
+        raise FlowcutError("budget", f"VFlowOpt keeps one token per recycling cell: {keep} < {n_cells} cells")
+    out_idx, out_tok = [], []
+    for i in range(b):
+        order = importance[i].float().argsort(descending=True, stable=True)
+        rank = torch.empty_like(order)
+        rank[order] = pos
+        # a cell holds pruned patches while its worst-ranked patch is at rank >= p
+        worst = torch.full((n_cells,), -1, device=feats.device).scatter_reduce(0, cell, rank, "amax")
+        total = pos + (worst[None, :] >= pos[:, None]).sum(dim=1)  # plain p + cells recycled, per p
+        plain = int((total <= keep).nonzero().max())  # steps of 0 or 1: total[plain] == keep
+        tokens = feats[i].clone()
+        kept = [order[:plain]]
+        pruned = order[plain:]  # descending importance: the first of each cell is its anchor
+        for c in cell[pruned].unique():
+            members = pruned[cell[pruned] == c]
+            w = importance[i, members].float()
+            w = w / w.sum().clamp_min(1e-30)
+            tokens[members[0]] = (w[:, None] * feats[i, members].float()).sum(dim=0).to(feats.dtype)
+            kept.append(members[:1])
+        idx = torch.cat(kept).sort().values
+        out_idx.append(idx)
+        out_tok.append(tokens[idx])
+    return Selection(indices=torch.stack(out_idx), tokens=torch.stack(out_tok))
+
+
+@dataclass
+class VFlowOpt(VisionMethod, LLMMethod):
+    """VFlowOpt with the released 10% configuration; a vision stage, then one LLM stage.
+
+    The plumbing runs ``select`` on the vision side, then treats the method as an
+    :class:`LLMMethod` whose ``schedule`` gets ``n_visual`` = the ``T_v`` tokens kept.
+    """
+
+    name = "vflowopt"
+    kind: ClassVar[Kind] = "vision"  # the vision stage runs first; the LLM stage follows
+    # released 10% config (llava_onevision_training_free.py), found by the paper's search
+    t: float = 39.26  # global-token threshold; unused, the relay row stands for the globals
+    m: float = 17.39  # recycling cell side in patches (2x2 cells on a 24x24 or 27x27 grid)
+    llm_ratio: float = 0.6011  # share of visual tokens kept at the LLM stage
+    alpha_v: float = 0.0  # weight of the patch-entropy term; 0 (off) in all released configs
+    budget_mode: BudgetMode = "layer_average"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.alpha_v != 0.0:
+            raise FlowcutError("alpha_v", "the entropy term is not implemented", "0.0")
+        if not 0.0 < self.llm_ratio <= 1.0:
+            raise FlowcutError("llm_ratio", f"{self.llm_ratio} is not a ratio", "(0, 1]")
+
+    def vision_keep(self, budget: int, n_patches: int) -> int:
+        """``T_v``: tokens the vision stage keeps so that the LLM side meets ``budget``."""
+        if self.budget_mode == "after_prune":
+            t_v = budget / self.llm_ratio
+        else:
+            rest = PAPER_DEPTH - PAPER_LLM_LAYER
+            t_v = budget * PAPER_DEPTH / (PAPER_LLM_LAYER + rest * self.llm_ratio)
+        return min(max(round_half_up(t_v), budget), n_patches)
+
+    def select(self, trace: VisionTrace, budget: int) -> Selection:
+        """Keep ``vision_keep(budget, N)`` tokens per image (see :func:`recycle_select`)."""
+        n = trace.feats.shape[1]
+        keep = self.vision_keep(budget, n)
+        if keep >= n:
+            b = trace.feats.shape[0]
+            return Selection(indices=torch.arange(n, device=trace.feats.device).expand(b, n))
+        importance = trace.relay_attn.float().mean(dim=1)
+        return recycle_select(trace.feats, importance, trace.grid, keep, self.m)
+
+    def schedule(self, budget: int, num_layers: int, n_visual: int) -> list[LLMStage]:
+        """One stage before layer 18/28 of the depth, scored at the layer before it.
+
+        Args:
+            n_visual: the ``T_v`` tokens the vision stage kept.
+        """
+        check_request(self.budget_mode, budget, n_visual)
+        layers = scale_layers([PAPER_LLM_LAYER], num_layers, PAPER_DEPTH)
+        keep = round_half_up(n_visual * self.llm_ratio)
+        stages = [LLMStage(layer=layer, keep=keep, score_layer=layer - 1) for layer in layers]
+        if self.budget_mode == "after_prune" and stages:
+            return [LLMStage(stages[0].layer, budget, stages[0].score_layer)]
+        return fit_last(stages, budget, n_visual, num_layers)
+
+    def score(self, stage: LLMStage, ctx: LLMScoreContext) -> Tensor:
+        """[B, P] last-prompt-token attention, mean over heads."""
+        return last_token_attention(ctx)
