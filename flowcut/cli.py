@@ -12,7 +12,6 @@ from rich.table import Table
 from .errors import FlowcutError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-err = Console(stderr=True)
 
 
 def parse_budget(text: str) -> int:
@@ -29,7 +28,9 @@ def parse_budget(text: str) -> int:
 def ask(
     image: Path = typer.Argument(..., help="image file"),
     question: str = typer.Argument(..., help="question about the image"),
-    model: str = typer.Option("tiny-llava", help="checkpoint name or folder, or tiny-llava / tiny-llava_next / tiny-qwen2_vl"),
+    model: str = typer.Option(
+        "tiny-llava", help="checkpoint name or folder, or tiny-llava / tiny-llava_next / tiny-qwen2_vl"
+    ),
     method: str = typer.Option("flowcut", help="pruning method (see `methods`)"),
     budget: str = typer.Option("64", help="visual tokens kept per image"),
     seed: int = typer.Option(0, help="seed of the method's random choices"),
@@ -54,18 +55,24 @@ def ask(
 
             overlay(img, out.kept[0], out.grids[0]).save(save_png)
     except FlowcutError as e:
-        err.print(f"[red]error:[/red] {e}")
+        typer.echo(f"error: {e}", err=True)  # one line, never wrapped
         raise typer.Exit(2) from None
     c = out.cost
     record = {
-        "answer": out.text, "method": method, "budget": n_budget,
+        "answer": out.text,
+        "method": method,
+        "budget": n_budget,
         "kept_per_crop": [len(k) for k in out.kept],
         "visual_tokens_llm_input": c.visual_tokens_llm_input,
         "visual_tokens_layer_avg": round(c.visual_tokens_layer_avg, 2),
-        "vision_ms": round(c.vision_ms, 2), "prefill_ms": round(c.prefill_ms, 2),
-        "decode_ms": round(c.decode_ms, 2), "total_ms": round(c.total_ms, 2),
-        "tflops": round(c.flops / 1e12, 6), "kv_cache_bytes": c.kv_cache_bytes,
-        "peak_memory_bytes": c.peak_memory_bytes, "kept": out.kept,
+        "vision_ms": round(c.vision_ms, 2),
+        "prefill_ms": round(c.prefill_ms, 2),
+        "decode_ms": round(c.decode_ms, 2),
+        "total_ms": round(c.total_ms, 2),
+        "tflops": round(c.flops / 1e12, 6),
+        "kv_cache_bytes": c.kv_cache_bytes,
+        "peak_memory_bytes": c.peak_memory_bytes,
+        "kept": out.kept,
     }
     if as_json:
         typer.echo(json.dumps(record))

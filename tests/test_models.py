@@ -57,7 +57,9 @@ def test_unbatched_matches_batched_selection(adapter: VLMAdapter, method_name: s
     if method_name == "random":
         pytest.skip("random draws depend on the batch by design")
     budget = BUDGETS[adapter.model_type]
-    one = adapter.generate(images[1:2], QUESTIONS[1:2], make_method(method_name), budget, max_new_tokens=3, min_new_tokens=3)
+    one = adapter.generate(
+        images[1:2], QUESTIONS[1:2], make_method(method_name), budget, max_new_tokens=3, min_new_tokens=3
+    )
     check_budget(adapter, method_name, one, budget)
     if issubclass(METHODS[method_name], VisionMethod) or method_name == "flowcut":
         four = adapter.generate(images, QUESTIONS, make_method(method_name), budget, max_new_tokens=3, min_new_tokens=3)
@@ -90,8 +92,12 @@ def reference_logits(adapter: VLMAdapter, image, question: str) -> torch.Tensor:
         row = adapter.tokenizer(adapter.template.format(question=question)).input_ids
         at = row.index(adapter.image_token_id)
         ids = torch.tensor([row[:at] + [adapter.image_token_id] * n + row[at + 1 :]])
-        out = model(input_ids=ids, pixel_values=pix["pixel_values"], image_grid_thw=pix["image_grid_thw"],
-                    mm_token_type_ids=(ids == adapter.image_token_id).int())
+        out = model(
+            input_ids=ids,
+            pixel_values=pix["pixel_values"],
+            image_grid_thw=pix["image_grid_thw"],
+            mm_token_type_ids=(ids == adapter.image_token_id).int(),
+        )
     return out.logits[0, -1]
 
 
@@ -100,8 +106,9 @@ def test_full_budget_gives_the_unpruned_logits(adapter: VLMAdapter, method_name:
     full = adapter.visual_tokens(images[0])
     with torch.inference_mode():
         ref = reference_logits(adapter, images[0], QUESTIONS[0])
-    _, logits = adapter.generate(images[:1], QUESTIONS[:1], make_method(method_name), full, max_new_tokens=1,
-                                 return_logits=True)
+    _, logits = adapter.generate(
+        images[:1], QUESTIONS[:1], make_method(method_name), full, max_new_tokens=1, return_logits=True
+    )
     # float32 on CPU; differences come only from summation order (SDPA vs our gathers)
     torch.testing.assert_close(logits[0].float(), ref.float(), atol=1e-4, rtol=1e-4)
 

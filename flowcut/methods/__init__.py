@@ -17,8 +17,8 @@ from .pdrop import PDrop
 from .random import RandomPruning
 from .sparsevlm import SparseVLM
 from .vflowopt import VFlowOpt
-from .vispruner import VisPruner
 from .visionzip import VisionZip
+from .vispruner import VisPruner
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls

@@ -25,7 +25,15 @@ from torch import Tensor
 
 from .base import LLMMethod, LLMScoreContext, LLMStage
 from .fastv import last_token_attention
-from .schedule import BudgetMode, check_request, fit_last, layer_average, round_half_up, scale_layers, solve_increasing
+from .schedule import (
+    BudgetMode,
+    check_request,
+    fit_last,
+    layer_average,
+    round_half_up,
+    scale_layers,
+    solve_increasing,
+)
 
 
 @dataclass
@@ -41,7 +49,7 @@ class PDrop(LLMMethod):
 
     def _stages(self, lam: float, layers: list[int], n_visual: int) -> list[LLMStage]:
         keeps = [min(max(round_half_up(n_visual * lam**i), 1), n_visual) for i in range(1, len(layers) + 1)]
-        return [LLMStage(layer=layer, keep=keep, score_layer=layer) for layer, keep in zip(layers, keeps)]
+        return [LLMStage(layer, keep, layer) for layer, keep in zip(layers, keeps, strict=True)]
 
     def schedule(self, budget: int, num_layers: int, n_visual: int) -> list[LLMStage]:
         """Stages ``LLMStage(l_i, round(N * lam**i), l_i)``, the last one fitted to the budget.

@@ -30,7 +30,7 @@ def check_request(mode: str, budget: int, n_visual: int) -> None:
     if mode not in BUDGET_MODES:
         raise FlowcutError("budget_mode", f"unknown mode {mode!r}", BUDGET_MODES)
     if not 1 <= budget <= n_visual:
-        raise FlowcutError("budget", f"{budget} visual tokens asked, the image gives {n_visual}", f"1..{n_visual}")
+        raise FlowcutError("budget", f"{budget} asked of {n_visual} visual tokens", f"1..{n_visual}")
 
 
 def layer_average(stages: Sequence[LLMStage], n_visual: int, num_layers: int) -> float:
@@ -70,8 +70,7 @@ def scale_layers(paper_layers: Sequence[int], num_layers: int, paper_depth: int 
     return out
 
 
-def _infeasible(budget: int, n_visual: int, num_layers: int, stages: Sequence[LLMStage], low: float) -> FlowcutError:
-    layers = [s.layer for s in stages]
+def _infeasible(budget: int, n_visual: int, num_layers: int, layers: list[int], low: float) -> FlowcutError:
     return FlowcutError(
         "budget",
         f"an average of {budget} of {n_visual} visual tokens over {num_layers} decoder layers is out of "
@@ -91,7 +90,7 @@ def fit_last(stages: Sequence[LLMStage], budget: int, n_visual: int, num_layers:
     if not stages:
         if budget == n_visual:
             return []
-        raise FlowcutError("budget", f"a {num_layers}-layer LLM has no layer left to cut before", "num_layers >= 2")
+        raise FlowcutError("budget", f"{num_layers} decoder layer(s) leave none to cut before", ">= 2 layers")
     *head, last = stages
     cap = head[-1].keep if head else n_visual
     base = layer_average([*head, LLMStage(last.layer, 0, last.score_layer)], n_visual, num_layers)
@@ -103,14 +102,14 @@ def fit_last(stages: Sequence[LLMStage], budget: int, n_visual: int, num_layers:
     )
     fitted = [*head, LLMStage(last.layer, best, last.score_layer)]
     if round_half_up(layer_average(fitted, n_visual, num_layers)) != budget:
-        raise _infeasible(budget, n_visual, num_layers, stages, base + per_token)
+        raise _infeasible(budget, n_visual, num_layers, [s.layer for s in stages], base + per_token)
     return fitted
 
 
-def solve_increasing(f: Callable[[float], float], target: float, lo: float, hi: float, steps: int = 60) -> float:
+def solve_increasing(f: Callable[[float], float], target: float, lo: float, hi: float) -> float:
     """Bisection for a non-decreasing (possibly step) ``f``: the x in ``[lo, hi]`` whose
     ``f(x)`` is closest to ``target``, preferring the smallest x reaching it."""
-    for _ in range(steps):
+    for _ in range(60):  # far below one token of change
         mid = (lo + hi) / 2
         if f(mid) >= target:
             hi = mid

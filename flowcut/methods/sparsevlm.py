@@ -34,7 +34,15 @@ import torch
 from torch import Tensor
 
 from .base import LLMMethod, LLMScoreContext, LLMStage
-from .schedule import BudgetMode, check_request, fit_last, layer_average, round_half_up, scale_layers, solve_increasing
+from .schedule import (
+    BudgetMode,
+    check_request,
+    fit_last,
+    layer_average,
+    round_half_up,
+    scale_layers,
+    solve_increasing,
+)
 
 # score.py, v1.0 (RETAIN_TOKN -> keeps after pruning locations 2, 6, 15)
 OFFICIAL_KEEPS: dict[int, tuple[int, ...]] = {
@@ -146,7 +154,7 @@ class SparseVLM(LLMMethod):
 
         def stages(c: float) -> list[LLMStage]:
             keeps = [min(max(round_half_up(c * k), 1), n_visual) for k in shape]
-            return [LLMStage(layer=layer, keep=k, score_layer=layer - 1) for layer, k in zip(cuts, keeps)]
+            return [LLMStage(layer, k, layer - 1) for layer, k in zip(cuts, keeps, strict=True)]
 
         if self.budget_mode == "after_prune":
             *head, last = stages(budget / shape[-1])

@@ -48,12 +48,12 @@ PAPER_DEPTH = 28  # Qwen2-7B in LLaVA-OneVision
 PAPER_LLM_LAYER = 18  # illava_llm_k = 9-18, ratios [1.0, 0.6011]
 
 
-def recycle_select(feats: Tensor, importance: Tensor, grid: tuple[int, int], keep: int, m: float) -> Selection:
+def recycle_select(feats: Tensor, score: Tensor, grid: tuple[int, int], keep: int, m: float) -> Selection:
     """Keep ``keep`` tokens per image: top patches plus one recycled token per pruned cell.
 
     Args:
         feats: [B, N, D] patch features.
-        importance: [B, N] patch importance (higher = keep).
+        score: [B, N] patch importance (higher = keep).
         grid: (rows, cols), N == rows * cols.
         keep: tokens per image, at least the number of cells.
         m: cell side in patches (may be fractional, as in the reference).
@@ -73,7 +73,7 @@ def recycle_select(feats: Tensor, importance: Tensor, grid: tuple[int, int], kee
         raise FlowcutError("budget", f"VFlowOpt keeps one token per recycling cell: {keep} < {n_cells} cells")
     out_idx, out_tok = [], []
     for i in range(b):
-        order = importance[i].float().argsort(descending=True, stable=True)
+        order = score[i].float().argsort(descending=True, stable=True)
         rank = torch.empty_like(order)
         rank[order] = pos
         # a cell holds pruned patches while its worst-ranked patch is at rank >= p
@@ -85,7 +85,7 @@ def recycle_select(feats: Tensor, importance: Tensor, grid: tuple[int, int], kee
         pruned = order[plain:]  # descending importance: the first of each cell is its anchor
         for c in cell[pruned].unique():
             members = pruned[cell[pruned] == c]
-            w = importance[i, members].float()
+            w = score[i, members].float()
             w = w / w.sum().clamp_min(1e-30)
             tokens[members[0]] = (w[:, None] * feats[i, members].float()).sum(dim=0).to(feats.dtype)
             kept.append(members[:1])

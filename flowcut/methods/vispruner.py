@@ -48,9 +48,7 @@ class VisPruner(VisionMethod):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.important_ratio is not None and not 0.0 <= self.important_ratio <= 1.0:
-            raise FlowcutError(
-                "vispruner.important_ratio", f"{self.important_ratio} is out of range", "[0, 1]"
-            )
+            raise FlowcutError("vispruner.important_ratio", f"{self.important_ratio} is out of range", "[0, 1]")
         if self.step < 1:
             raise FlowcutError("vispruner.step", f"{self.step} is out of range", ">= 1")
 

@@ -21,7 +21,7 @@ from transformers import LogitsProcessorList
 
 from ..errors import FlowcutError
 from ..measure import Cost, FirstTokenClock, Stopwatch, llm_layer_flops, peak_memory_bytes, reset_peak
-from ..methods import LLMMethod, Method, VisionMethod
+from ..methods import LLMMethod, Method
 from .llm_prune import DecoderPruner, PruningCache
 
 
@@ -125,8 +125,14 @@ class VLMAdapter:
 
     @torch.inference_mode()
     def generate(
-        self, images: list[Image.Image], questions: list[str], method: Method, budget: int,
-        max_new_tokens: int = 16, min_new_tokens: int = 0, return_logits: bool = False,
+        self,
+        images: list[Image.Image],
+        questions: list[str],
+        method: Method,
+        budget: int,
+        max_new_tokens: int = 16,
+        min_new_tokens: int = 0,
+        return_logits: bool = False,
     ) -> list[SampleOutput] | tuple[list[SampleOutput], Tensor]:
         """Answer ``questions[i]`` about ``images[i]`` with ``method`` at ``budget`` tokens/image.
 
@@ -146,8 +152,13 @@ class VLMAdapter:
         logits: list[Tensor | None] = [None] * len(images)
         for rows in groups.values():
             outs, first = self._generate_batch(
-                [images[i] for i in rows], [questions[i] for i in rows], method, budget, max_new_tokens,
-                min_new_tokens, return_logits,
+                [images[i] for i in rows],
+                [questions[i] for i in rows],
+                method,
+                budget,
+                max_new_tokens,
+                min_new_tokens,
+                return_logits,
             )
             for j, i in enumerate(rows):
                 results[i] = outs[j]
@@ -158,8 +169,14 @@ class VLMAdapter:
         return done
 
     def _generate_batch(
-        self, images: list[Image.Image], questions: list[str], method: Method, budget: int,
-        max_new_tokens: int, min_new_tokens: int, return_logits: bool,
+        self,
+        images: list[Image.Image],
+        questions: list[str],
+        method: Method,
+        budget: int,
+        max_new_tokens: int,
+        min_new_tokens: int,
+        return_logits: bool,
     ) -> tuple[list[SampleOutput], Tensor | None]:
         dev = self.device
         reset_peak(dev)
@@ -181,17 +198,29 @@ class VLMAdapter:
         cache = PruningCache(config=cfg)
         clock = FirstTokenClock(dev)
         pruner = DecoderPruner(
-            self.text_model.layers, prep.visual, prep.attention_mask.bool(),
-            method if isinstance(method, LLMMethod) else None, stages, prep.drop, raters, cache,
+            self.text_model.layers,
+            prep.visual,
+            prep.attention_mask.bool(),
+            method if isinstance(method, LLMMethod) else None,
+            stages,
+            prep.drop,
+            raters,
+            cache,
         )
         with pruner:
             out = self.model.generate(
-                inputs_embeds=prep.inputs_embeds, attention_mask=prep.attention_mask,
-                cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
+                inputs_embeds=prep.inputs_embeds,
+                attention_mask=prep.attention_mask,
+                cache=cache,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
                 min_new_tokens=min_new_tokens,
-                logits_processor=LogitsProcessorList([clock]), return_dict_in_generate=True,
-                output_logits=return_logits, pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id, **prep.extra,
+                logits_processor=LogitsProcessorList([clock]),
+                return_dict_in_generate=True,
+                output_logits=return_logits,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                **prep.extra,
             )
         t_end = time.perf_counter()
         seqs = out.sequences
@@ -215,11 +244,14 @@ class VLMAdapter:
             p_real = int(prep.attention_mask[b].sum())
             flops = self._llm_flops(p_real, schedule, int(prep.visual[b].sum()), n_new)
             cost = Cost(
-                vision_ms=vision.ms / len(images), prefill_ms=prefill_ms / len(images),
-                decode_ms=(total_ms - prefill_ms - vision.ms) / len(images), total_ms=total_ms / len(images),
+                vision_ms=vision.ms / len(images),
+                prefill_ms=prefill_ms / len(images),
+                decode_ms=(total_ms - prefill_ms - vision.ms) / len(images),
+                total_ms=total_ms / len(images),
                 prefill_flops=flops[0] + (prep.vision_flops[b] if prep.vision_flops else 0.0),
                 flops=flops[0] + flops[1] + (prep.vision_flops[b] if prep.vision_flops else 0.0),
-                kv_cache_bytes=kv_bytes, peak_memory_bytes=peak_memory_bytes(dev),
+                kv_cache_bytes=kv_bytes,
+                peak_memory_bytes=peak_memory_bytes(dev),
                 llm_layer_visual_tokens=list(schedule),
             )
             outputs.append(

@@ -47,12 +47,19 @@ class LlavaAdapter(VLMAdapter):
         vm = getattr(tower, "vision_model", tower)  # transformers 5 flattened CLIPVisionModel
         if getattr(method, "per_image", False) and pixels.shape[0] > 1:
             parts = [
-                run_clip(vm, pixels[i : i + 1], cfg.vision_feature_layer, method, budget,
-                         None if valid is None else valid[i : i + 1])
+                run_clip(
+                    vm,
+                    pixels[i : i + 1],
+                    cfg.vision_feature_layer,
+                    method,
+                    budget,
+                    None if valid is None else valid[i : i + 1],
+                )
                 for i in range(len(pixels))
             ]
             return TowerResult(
-                tokens=torch.cat([p.tokens for p in parts]), indices=torch.cat([p.indices for p in parts]),
+                tokens=torch.cat([p.tokens for p in parts]),
+                indices=torch.cat([p.indices for p in parts]),
                 layer_tokens=[sum(x) for x in zip(*(p.layer_tokens for p in parts))],
             )
         res = run_clip(vm, pixels, cfg.vision_feature_layer, method, budget, valid)

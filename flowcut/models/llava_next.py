@@ -46,7 +46,9 @@ class LlavaNextAdapter(LlavaAdapter):
 
         cfg = self.model.config
         return int(
-            image_size_to_num_patches((image.height, image.width), cfg.image_grid_pinpoints, cfg.vision_config.image_size)
+            image_size_to_num_patches(
+                (image.height, image.width), cfg.image_grid_pinpoints, cfg.vision_config.image_size
+            )
         )
 
     def visual_tokens(self, image: Image.Image) -> int:
@@ -80,7 +82,7 @@ class LlavaNextAdapter(LlavaAdapter):
         valid = [self.valid_patches(c, sizes[b]) for b, c in enumerate(counts)]
         # crops that share a budget run together through the tower
         jobs: dict[int, list[tuple[int, int]]] = {}
-        for b, c in enumerate(counts):
+        for b in range(len(counts)):
             for j, share in enumerate(crop_budgets(budget, valid[b].sum(1).tolist())):
                 jobs.setdefault(share, []).append((b, j))
         kept: dict[tuple[int, int], Tensor] = {}

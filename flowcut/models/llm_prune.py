@@ -64,8 +64,15 @@ class DecoderPruner:
     """
 
     def __init__(
-        self, layers: nn.ModuleList, visual: Tensor, pad: Tensor, method: LLMMethod | None,
-        stages: list[LLMStage], drop: Tensor | None, raters: Tensor | None, cache: PruningCache,
+        self,
+        layers: nn.ModuleList,
+        visual: Tensor,
+        pad: Tensor,
+        method: LLMMethod | None,
+        stages: list[LLMStage],
+        drop: Tensor | None,
+        raters: Tensor | None,
+        cache: PruningCache,
     ) -> None:
         self.layers, self.visual, self.pad, self.method = layers, visual, pad, method
         self.stages = {s.layer: s for s in stages}
@@ -162,17 +169,13 @@ class DecoderPruner:
             kw["attention_mask"] = _rows(_rows(m.transpose(1, 2), keep, 1).transpose(1, 2), keep, 3)
         pe = kw.get("position_embeddings")
         if pe is not None:
-            kw["position_embeddings"] = tuple(
-                _rows(t.expand(keep.shape[0], *t.shape[1:]), keep, 1) for t in pe
-            )
+            kw["position_embeddings"] = tuple(_rows(t.expand(keep.shape[0], *t.shape[1:]), keep, 1) for t in pe)
         pos = kw.get("position_ids")
         if isinstance(pos, Tensor):
             if pos.dim() == 2:
                 kw["position_ids"] = _rows(pos.expand(keep.shape[0], -1), keep, 1)
             else:  # [3 or 4, B, P] multimodal rope ids
-                kw["position_ids"] = torch.stack(
-                    [_rows(p.expand(keep.shape[0], -1), keep, 1) for p in pos]
-                )
+                kw["position_ids"] = torch.stack([_rows(p.expand(keep.shape[0], -1), keep, 1) for p in pos])
         return kw
 
     def _decode_kwargs(self, i: int, kwargs: dict) -> dict:

@@ -23,7 +23,9 @@ from .tower import run_qwen2_vl
 
 class Qwen2VLAdapter(VLMAdapter):
     model_type = "qwen2_vl"
-    template = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n"
+    template = (
+        "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n"
+    )
 
     @property
     def image_token_id(self) -> int:
@@ -38,7 +40,7 @@ class Qwen2VLAdapter(VLMAdapter):
     def prepare(self, images: list[Image.Image], questions: list[str], method: Method, budget: int) -> Prepared:
         out = self.processor.image_processor(images, return_tensors="pt")
         grids = out["image_grid_thw"]
-        merge = self.model.config.vision_config.spatial_merge_size ** 2
+        merge = self.model.config.vision_config.spatial_merge_size**2
         counts = [int(g.prod()) // merge for g in grids]
         if len(set(counts)) > 1:
             raise FlowcutError("images", f"a Qwen2-VL batch needs equal visual token counts, got {counts}")
@@ -50,15 +52,21 @@ class Qwen2VLAdapter(VLMAdapter):
         full, kept, flops, start = [], [], [], 0
         for b, g in enumerate(grids):
             n_patch = int(g.prod())
-            res = run_qwen2_vl(visual, pixels[start : start + n_patch], g[None], method, budget, apply_rotary_pos_emb_vision)
+            res = run_qwen2_vl(
+                visual, pixels[start : start + n_patch], g[None], method, budget, apply_rotary_pos_emb_vision
+            )
             start += n_patch
             feats = torch.zeros(counts[b], res.tokens.shape[-1], dtype=res.tokens.dtype, device=self.device)
             if res.tokens.shape[1] != res.indices.shape[1]:
-                raise FlowcutError("method", f"{method.name} builds new tokens, which Qwen2-VL cannot place on its grid")
+                raise FlowcutError(
+                    "method", f"{method.name} builds new tokens, which Qwen2-VL cannot place on its grid"
+                )
             feats[res.indices[0]] = res.tokens[0]
             full.append(feats)
             kept.append([res.indices[0]])
-            flops.append(sum(vit_layer_flops(n, vc.embed_dim, int(vc.embed_dim * vc.mlp_ratio)) for n in res.layer_tokens))
+            flops.append(
+                sum(vit_layer_flops(n, vc.embed_dim, int(vc.embed_dim * vc.mlp_ratio)) for n in res.layer_tokens)
+            )
         ids = []
         for q, n in zip(questions, counts):
             row = self.tokenizer(self.template.format(question=q)).input_ids

@@ -68,7 +68,11 @@ def layers_to_run(num_layers: int, feature_layer: int) -> int:
 
 
 def run_clip(
-    vision_model: nn.Module, pixels: Tensor, feature_layer: int, method: Method, budget: int,
+    vision_model: nn.Module,
+    pixels: Tensor,
+    feature_layer: int,
+    method: Method,
+    budget: int,
     valid: Tensor | None = None,
 ) -> TowerResult:
     """Run a CLIP vision transformer up to ``feature_layer`` and apply ``method``.
@@ -106,8 +110,11 @@ def run_clip(
             attn = layers[i].self_attn
             nh = attn.num_heads
             view = LayerView(
-                q=_heads(seen[f"{i}q"], nh), k=_heads(seen[f"{i}k"], nh), v=_heads(seen[f"{i}v"], nh),
-                scale=attn.scale, has_cls=True,
+                q=_heads(seen[f"{i}q"], nh),
+                k=_heads(seen[f"{i}k"], nh),
+                v=_heads(seen[f"{i}v"], nh),
+                scale=attn.scale,
+                has_cls=True,
             )
             keep = encoder.step(state, i, view)
             if keep is not None:
@@ -132,7 +139,8 @@ def run_clip(
         for b_, part in enumerate(parts):
             part.indices = valid[b_].nonzero().flatten()[part.indices]
         return TowerResult(
-            tokens=torch.cat([p.tokens for p in parts]), indices=torch.cat([p.indices for p in parts]),
+            tokens=torch.cat([p.tokens for p in parts]),
+            indices=torch.cat([p.indices for p in parts]),
             layer_tokens=layer_tokens,
         )
     return _apply_selection(method, trace, budget, layer_tokens)
@@ -142,9 +150,12 @@ def _restrict(trace: VisionTrace, b: int, valid: Tensor) -> VisionTrace:
     """Row ``b`` of ``trace`` with only its ``valid`` patches (positions renumbered)."""
     idx = valid.nonzero().flatten()
     return VisionTrace(
-        feats=trace.feats[b : b + 1, idx], relay_attn=trace.relay_attn[b : b + 1, :, idx],
-        keys=trace.keys[b : b + 1, :, idx], cls_feat=None if trace.cls_feat is None else trace.cls_feat[b : b + 1],
-        grid=trace.grid, pixels=None if trace.pixels is None else trace.pixels[b : b + 1],
+        feats=trace.feats[b : b + 1, idx],
+        relay_attn=trace.relay_attn[b : b + 1, :, idx],
+        keys=trace.keys[b : b + 1, :, idx],
+        cls_feat=None if trace.cls_feat is None else trace.cls_feat[b : b + 1],
+        grid=trace.grid,
+        pixels=None if trace.pixels is None else trace.pixels[b : b + 1],
     )
 
 
@@ -159,7 +170,11 @@ def _apply_selection(method: Method, trace: VisionTrace, budget: int, layer_toke
 
 
 def run_qwen2_vl(
-    visual: nn.Module, pixels: Tensor, grid_thw: Tensor, method: Method, budget: int,
+    visual: nn.Module,
+    pixels: Tensor,
+    grid_thw: Tensor,
+    method: Method,
+    budget: int,
     rotary: Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]],
 ) -> TowerResult:
     """Run Qwen2-VL's ViT for ONE image and apply ``method`` at merge-group granularity.
@@ -199,8 +214,12 @@ def run_qwen2_vl(
             q, k, v = seen[str(i)].reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
             q, k = rotary(q, k, cos, sin)
             view = LayerView(
-                q=q.transpose(0, 1)[None], k=k.transpose(0, 1)[None], v=v.transpose(0, 1)[None],
-                scale=attn.scaling, has_cls=False, group=g,
+                q=q.transpose(0, 1)[None],
+                k=k.transpose(0, 1)[None],
+                v=v.transpose(0, 1)[None],
+                scale=attn.scaling,
+                has_cls=False,
+                group=g,
             )
             if encoder is None:
                 break
