@@ -92,3 +92,64 @@ def methods() -> None:
     for name, cls in METHODS.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         typer.echo(f"{name:10s} {cls.kind:8s} {doc}")
+
+
+@app.command()
+def demo(
+    model: str = typer.Option("tiny-llava", help="checkpoint name or folder, or a tiny-<type> random model"),
+    budgets: str = typer.Option("64,128,192", help="comma-separated budgets"),
+    images: int = typer.Option(4, help="generated scenes to ask about (one batch)"),
+    max_new_tokens: int = typer.Option(8, help="answer length"),
+) -> None:
+    """Every method at every budget on a batch of generated scenes: kept tokens, time, FLOPs, KV."""
+    try:
+        from .methods import METHODS, make_method
+        from .models import load
+        from .tasks.suite.scene import render
+
+        adapter = load(model)
+        imgs = [render(10_000_000 + i)[0] for i in range(images)]
+        questions = ["What is in the image?"] * images
+        full = adapter.visual_tokens(imgs[0])
+        table = Table(title=f"{model}: {images} scenes, {max_new_tokens} new tokens (ratios vs none)")
+        for col in (
+            "method",
+            "budget",
+            "llm input",
+            "layer avg",
+            "prefill ms",
+            "total ms",
+            "prefill x",
+            "total x",
+            "TFLOPs",
+            "FLOPs x",
+            "KV MB",
+        ):
+            table.add_column(col, justify="right")
+        base = adapter.generate(imgs, questions, make_method("none"), full, max_new_tokens=max_new_tokens)
+        b0 = base[0].cost
+        runs = [("none", full)] + [(m, int(b)) for b in budgets.split(",") for m in METHODS if m != "none"]
+        for name, budget in runs:
+            outs = (
+                base
+                if name == "none"
+                else adapter.generate(imgs, questions, make_method(name), budget, max_new_tokens=max_new_tokens)
+            )
+            c = outs[0].cost
+            table.add_row(
+                name,
+                str(budget),
+                str(c.visual_tokens_llm_input),
+                f"{c.visual_tokens_layer_avg:.1f}",
+                f"{c.prefill_ms:.1f}",
+                f"{c.total_ms:.1f}",
+                f"{b0.prefill_ms / c.prefill_ms:.2f}",
+                f"{b0.total_ms / c.total_ms:.2f}",
+                f"{c.flops / 1e12:.4f}",
+                f"{b0.flops / c.flops:.2f}",
+                f"{c.kv_cache_bytes / 2**20:.2f}",
+            )
+    except FlowcutError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    Console().print(table)

@@ -6,8 +6,9 @@ Model Inference", arXiv 2410.04417 (ICML 2025). Reference code: Gumpest/SparseVL
 
 * Raters, once at the LLM input: ``s_t`` = mean over visual v of softmax over text t of
   ``v . t``; raters = text tokens after the image with ``s_t > mean(s)``.
-* At each pruning location (layers 2, 6, 15) the layer runs on all tokens and its output is
-  cut: score = that layer's attention, rows = raters, mean over heads and raters.
+* At each pruning location (layers 2, 6, 15): score = that layer's attention over its
+  input, rows = raters, mean over heads and raters; the visual tokens are cut to the stage's
+  keep from that layer on.
 * Recycling: of the dropped visual tokens the top 30% (+1) by score are clustered with
   DPC-kNN into ``floor(n / 10) + 1`` clusters; each cluster's mean is kept as a token.
 
@@ -15,13 +16,13 @@ Deviations from the reference code, on purpose:
 
 * Recycled tokens count inside the stage's keep (the reference adds them on top, so "192"
   really holds about 204 tokens, Gumpest/SparseVLMs#33); see :meth:`SparseVLM.recycle_count`.
-* Keeps: the official v1.0 lists ([66, 30, 17], [303, 110, 36], [300, 200, 110] for
-  64/128/192) average to about 62/126/191 only if the layer at a pruning location is counted
-  as pruned (the code comment's ``2*576 + 4*300 + ...``), though it runs on all tokens
-  (Gumpest/SparseVLMs#29, #35). We count the tokens each layer runs on, so the nearest
-  official list is used as a *shape*: scaled by one common factor (bisection) and the last
-  stage fitted so that the average rounds to T. At L = 32: 192 -> [278, 186, 102],
-  128 -> [258, 93, 31], 64 -> [25, 12, 7] (tests pin these).
+* Where the cut lands: the reference scores at layer ``loc`` and cuts inside it; its own
+  accounting (the ``score.py`` comment ``2*576 + 4*300 + 10*200 + 16*110`` over 32 layers for
+  "192") counts layer ``loc`` at the reduced size, so we cut *before* layer ``loc`` with the
+  scores of layer ``loc`` on its input (Gumpest/SparseVLMs#29, #35 dispute the count).
+  At L = 32 and an official budget the official v1.0 list is used and only its last keep is
+  fitted so the average rounds to T: 64 -> [66, 30, 21], 128 -> [303, 110, 44],
+  192 -> [300, 200, 117]. Other depths and budgets scale the nearest list by one factor.
 * The rater-to-text softmax masks non-text columns per batch row; the reference's random
   density jitter in DPC-kNN is replaced by a deterministic tie-break (earlier index wins).
 """
@@ -132,7 +133,7 @@ class SparseVLM(LLMMethod):
     """
 
     name = "sparsevlm"
-    # v1.0 pruning_loc for a 32-layer LLM: the layer at a location runs, then its output is cut
+    # v1.0 pruning_loc for a 32-layer LLM (layers that see the reduced set, see the docstring)
     layers: tuple[int, ...] = (2, 6, 15)
     recycle: bool = True  # v1.0 merges dropped tokens; v2.0 ("USE_VERSION=2_0") does not
     budget_mode: BudgetMode = "layer_average"
@@ -140,13 +141,13 @@ class SparseVLM(LLMMethod):
     text_raters = staticmethod(text_raters)
 
     def schedule(self, budget: int, num_layers: int, n_visual: int) -> list[LLMStage]:
-        """Stages ``LLMStage(loc + 1, k_i, loc)`` with keeps shaped like the nearest official list.
+        """Stages ``LLMStage(loc, k_i, loc)`` with keeps shaped like the nearest official list.
 
         Raises:
             FlowcutError: ``budget`` when the layer average cannot reach ``budget``.
         """
         check_request(self.budget_mode, budget, n_visual)
-        cuts = scale_layers([loc + 1 for loc in self.layers], num_layers)
+        cuts = scale_layers(list(self.layers), num_layers)
         if not cuts:
             return fit_last([], budget, n_visual, num_layers)
         nearest = min(OFFICIAL_KEEPS, key=lambda t: (abs(t - budget), t))
@@ -154,7 +155,11 @@ class SparseVLM(LLMMethod):
 
         def stages(c: float) -> list[LLMStage]:
             keeps = [min(max(round_half_up(c * k), 1), n_visual) for k in shape]
-            return [LLMStage(layer, k, layer - 1) for layer, k in zip(cuts, keeps, strict=True)]
+            return [LLMStage(layer, k, layer) for layer, k in zip(cuts, keeps, strict=True)]
+
+        official = (num_layers, n_visual, tuple(self.layers)) == (32, 576, (2, 6, 15))
+        if official and budget in OFFICIAL_KEEPS and self.budget_mode == "layer_average":
+            return fit_last(stages(1.0), budget, n_visual, num_layers)
 
         if self.budget_mode == "after_prune":
             *head, last = stages(budget / shape[-1])
