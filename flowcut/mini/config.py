@@ -1,0 +1,41 @@
+"""The mini LLaVA's architecture and training budget, in one frozen dataclass.
+
+Shapes follow LLaVA-1.5 where the pruning methods look: a CLIP ViT at 336 px with patch
+14 (576 patches + [CLS]), features from the second-to-last layer, an MLP projector and a
+Llama decoder. Widths are small so that all stages train in <= 90 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class MiniConfig:
+    seed: int = 0
+    # vision tower: LLaVA-1.5's geometry, narrow (CLIP-L is 1024 wide, 24 deep)
+    image_size: int = 336
+    patch_size: int = 14
+    vit_width: int = 128
+    vit_layers: int = 6  # features from layer -2 = the 5th: the 6th only serves the CLIP loss
+    vit_heads: int = 4
+    vit_mlp: int = 512
+    # language model: a small Llama; 4 layers keep a 700-token prefill cheap on 2 cores
+    lm_width: int = 256
+    lm_layers: int = 4
+    lm_heads: int = 4
+    lm_mlp: int = 688  # ~ 8/3 x width, Llama's SwiGLU ratio
+    vocab_size: int = 600  # BPE over a templated corpus needs few merges
+    # training budget (minutes of wall time per stage; each stage also stops at max steps)
+    clip_minutes: float = 22.0
+    clip_batch: int = 32  # contrastive negatives vs. steps in the time budget (~5 s per 48 images)
+    clip_lr: float = 1e-3
+    cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
+    caption_minutes: float = 8.0
+    instruct_minutes: float = 45.0
+    lm_batch: int = 8
+    lm_lr: float = 1e-3
+    turns: int = 12  # most questions in one training sequence (multi-turn, as LLaVA's instruct data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,33 @@
+"""Train the mini model's tokenizer: a small BPE over the suite's own text, SentencePiece-style spaces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+SPECIAL = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A BPE tokenizer trained on ``corpus``, wrapped as llava-hf checkpoints wrap theirs.
+
+    Metaspace pre-tokenisation keeps the spaces, so ``decode(encode(text)) == text``.
+    ``<image>`` is a special token: the processor expands it to 576 patches.
+    """
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.normalizer = normalizers.NFKC()
+    tk.pre_tokenizer = pre_tokenizers.Metaspace()
+    tk.decoder = decoders.Metaspace()
+    # every printable ASCII character is in the alphabet, so nothing typed becomes <unk>
+    alphabet = [chr(c) for c in range(32, 127)] + ["\n"]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=alphabet)
+    tk.train_from_iterator(corpus, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    fast.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    fast.padding_side = "left"
+    return fast

@@ -1,0 +1,226 @@
+"""Train the mini LLaVA from a seed, on the suite's train split only, in three stages.
+
+(a) CLIP-style contrastive pre-training of the ViT on captions ([CLS] = pooled embedding);
+(b1) LLaVA stage 1: projector + LM on captions, the ViT frozen;
+(b2) LLaVA stage 2: projector + LM on the six task formats (multi-turn sequences, one
+     question per task, as LLaVA's instruction data packs several turns per image).
+The ViT stays frozen after (a), so its features are computed once and cached.
+
+    python -m flowcut.mini.train --out flowcut/mini/checkpoint
+
+Runs on CPU or CUDA (``--device``); the device and the wall time of each stage are
+recorded in ``training.json`` beside the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import time
+from pathlib import Path
+
+import torch
+import typer
+from tqdm import tqdm
+from transformers import (
+    CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor,
+)
+from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+from ..tasks.suite import tasks as suite_tasks
+from ..tasks.suite.scene import caption, render
+from .clip import ClipPair, cosine_lr, train_clip
+from .config import MiniConfig
+from .tokenizer import train_tokenizer
+
+TEMPLATE = "USER: <image>\n{q} ASSISTANT:"
+CAPTION_Q = "Describe the image briefly."
+
+
+def image_processor(cfg: MiniConfig) -> CLIPImageProcessorPil:
+    size = cfg.image_size
+    return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+
+
+def qa_for_scene(seed: int, image, scene, variant: int) -> list[tuple[str, str]]:
+    """(prompt, answer) pairs of every task over one scene; ``variant`` varies the questions."""
+    pairs = []
+    for task, make in suite_tasks._MAKERS.items():
+        if task == "textvqa" and scene.text is None:
+            continue
+        out = make(seed, image, scene, random.Random(f"{task}:{seed}:{variant}"))
+        for s in out if isinstance(out, list) else [out]:
+            pairs.append((s["prompt"], s["answer"]))
+    return pairs
+
+
+def corpus(n: int) -> list[str]:
+    """Text to train the tokenizer on: captions, prompts and answers of train scenes."""
+    lines = [TEMPLATE.format(q=CAPTION_Q)]
+    rng = random.Random(0)
+    for seed in range(n):
+        image, scene = render(seed)
+        lines.append(caption(scene, rng))
+        lines += [f"{q} {a}" for q, a in qa_for_scene(seed, image, scene, 0)]
+    return lines
+
+
+def build_llava(cfg: MiniConfig, tok, vision: CLIPVisionModel) -> LlavaForConditionalGeneration:
+    text = LlamaConfig(
+        vocab_size=len(tok), hidden_size=cfg.lm_width, intermediate_size=cfg.lm_mlp,
+        num_hidden_layers=cfg.lm_layers, num_attention_heads=cfg.lm_heads, num_key_value_heads=cfg.lm_heads,
+        max_position_embeddings=1024, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
+    )
+    config = LlavaConfig(
+        vision_config=vision.config.to_dict(), text_config=text.to_dict(),
+        image_token_id=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+        vision_feature_select_strategy="default", projector_hidden_act="gelu",
+    )
+    model = LlavaForConditionalGeneration(config)
+    model.model.vision_tower.load_state_dict(vision.state_dict())
+    return model
+
+
+@torch.inference_mode()
+def cache_features(model, proc, seeds: list[int], batch: int = 32):
+    """Frozen-ViT features [n, 576, D] (fp16) at the feature layer, and the scenes."""
+    tower = model.model.vision_tower
+    feats, scenes, images = [], [], []
+    for i in tqdm(range(0, len(seeds), batch), desc="cache ViT features"):
+        rendered = [render(s) for s in seeds[i : i + batch]]
+        pix = proc([im for im, _ in rendered], return_tensors="pt")["pixel_values"]
+        hs = tower(pixel_values=pix, output_hidden_states=True).hidden_states[model.config.vision_feature_layer]
+        feats.append(hs[:, 1:].half())
+        scenes += [sc for _, sc in rendered]
+        images += [im for im, _ in rendered]
+    return torch.cat(feats), scenes, images
+
+
+def encode_dialogue(tok, turns: list[tuple[str, str]], n_img: int, image_id: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels of a multi-turn LLaVA-v1 dialogue; loss only on answers + </s>."""
+    ids, labels = [tok.bos_token_id], [-100]
+    for k, (q, a) in enumerate(turns):
+        prompt = TEMPLATE.format(q=q) if k == 0 else f"USER: {q} ASSISTANT:"
+        p = tok(prompt, add_special_tokens=False).input_ids
+        if k == 0:
+            at = p.index(image_id)
+            p = p[:at] + [image_id] * n_img + p[at + 1 :]
+        ans = tok(" " + a, add_special_tokens=False).input_ids + [tok.eos_token_id]
+        ids += p + ans
+        labels += [-100] * len(p) + ans
+    return ids, labels
+
+
+def lm_stage(model, tok, feats, dialogues, minutes: float, lr: float, batch: int, name: str, log) -> dict:
+    """Train projector + LM on (image index, turns) dialogues for ``minutes``."""
+    params = [p for n, p in model.named_parameters() if not n.startswith("model.vision_tower")]
+    for p in model.model.vision_tower.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    image_id = model.config.image_token_id
+    embed = model.get_input_embeddings()
+    model.train()
+    start, step, losses = time.time(), 0, []
+    rng = random.Random(f"{name}:0")
+    while time.time() - start < minutes * 60:
+        chunk = [dialogues[rng.randrange(len(dialogues))] for _ in range(batch)]
+        rows = [encode_dialogue(tok, turns, feats.shape[1], image_id) for _, turns in chunk]
+        width = max(len(r[0]) for r in rows)
+        ids = torch.full((batch, width), tok.pad_token_id)
+        lab = torch.full((batch, width), -100)
+        att = torch.zeros((batch, width), dtype=torch.long)
+        for i, (r_ids, r_lab) in enumerate(rows):
+            ids[i, : len(r_ids)], lab[i, : len(r_lab)], att[i, : len(r_ids)] = (
+                torch.tensor(r_ids), torch.tensor(r_lab), 1,
+            )
+        vis = model.model.multi_modal_projector(torch.stack([feats[j] for j, _ in chunk]).float())
+        emb = embed(ids).masked_scatter((ids == image_id)[..., None], vis.reshape(-1, vis.shape[-1]))
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, 50, (time.time() - start) / (minutes * 60), lr)
+        loss = model(inputs_embeds=emb, attention_mask=att, labels=lab).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+        if step % 25 == 0:
+            log(f"{name} step {step} loss {sum(losses[-25:]) / 25:.3f} ({time.time() - start:.0f}s)")
+    model.eval()
+    return {"steps": step, "final_loss": sum(losses[-25:]) / max(1, len(losses[-25:])), "seconds": time.time() - start}
+
+
+def main(
+    out: Path = typer.Option(Path("flowcut/mini/checkpoint"), help="where the checkpoint goes"),
+    device: str = typer.Option("cpu", help="cpu or cuda"),
+    scale: float = typer.Option(1.0, help="multiply every stage's minutes (0.02 for a smoke run)"),
+) -> None:
+    cfg = MiniConfig()
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    out.mkdir(parents=True, exist_ok=True)
+    logf = open(out / "train.log", "w")
+
+    def log(msg: str) -> None:
+        tqdm.write(msg)
+        logf.write(msg + "\n")
+        logf.flush()
+
+    t0 = time.time()
+    tok = train_tokenizer(corpus(2000), cfg.vocab_size)
+    log(f"tokenizer: {len(tok)} tokens ({time.time() - t0:.0f}s)")
+    proc = image_processor(cfg)
+    vcfg = CLIPVisionConfig(
+        hidden_size=cfg.vit_width, intermediate_size=cfg.vit_mlp, num_hidden_layers=cfg.vit_layers,
+        num_attention_heads=cfg.vit_heads, image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=128,
+    )
+    vision = CLIPVisionModel(vcfg)
+    pair = ClipPair(vision, len(tok), width=128)
+    stats: dict = {"device": device, "host": platform.node(), "cpu_threads": torch.get_num_threads()}
+
+    def clip_batches():
+        seed, rng = 100_000, random.Random(1)  # seeds 100000+ : train range, apart from the cached ones
+        while True:
+            rendered = [render(seed + i) for i in range(cfg.clip_batch)]
+            seed += cfg.clip_batch
+            pix = proc([im for im, _ in rendered], return_tensors="pt")["pixel_values"]
+            enc = tok([caption(sc, rng) for _, sc in rendered], padding=True, truncation=True, max_length=96,
+                      return_tensors="pt", add_special_tokens=False)
+            yield pix, enc.input_ids, enc.attention_mask
+
+    stats["clip"] = train_clip(pair, clip_batches(), cfg.clip_minutes * scale, cfg.clip_lr, 100_000, log)
+    model = build_llava(cfg, tok, pair.vision)
+    seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
+    t1 = time.time()
+    feats, scenes, images = cache_features(model, proc, seeds)
+    stats["cache_seconds"] = time.time() - t1
+    rng = random.Random(2)
+    captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
+    stats["caption"] = lm_stage(model, tok, feats, captions, cfg.caption_minutes * scale, cfg.lm_lr, cfg.lm_batch,
+                                "caption", log)
+    dialogues = []
+    for i, s in enumerate(seeds):
+        pairs = qa_for_scene(s, images[i], scenes[i], 0) + qa_for_scene(s, images[i], scenes[i], 1)
+        rng.shuffle(pairs)
+        while pairs:
+            # mostly long dialogues (the 576 image tokens are paid once per sequence), some
+            # short ones so that single-question prompts, as at evaluation, stay in distribution
+            n = rng.randint(1, 3) if rng.random() < 0.3 else rng.randint(6, cfg.turns)
+            dialogues.append((i, pairs[:n]))
+            pairs = pairs[n:]
+    stats["instruct"] = lm_stage(model, tok, feats, dialogues, cfg.instruct_minutes * scale, cfg.lm_lr, cfg.lm_batch,
+                                 "instruct", log)
+    stats["total_minutes"] = (time.time() - t0) / 60
+    model.save_pretrained(out, safe_serialization=True)
+    processor = LlavaProcessor(image_processor=proc, tokenizer=tok, patch_size=cfg.patch_size,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    processor.save_pretrained(out)
+    (out / "training.json").write_text(json.dumps({"config": cfg.to_dict(), "stats": stats}, indent=2))
+    log(f"saved {out} after {stats['total_minutes']:.1f} min")
+
+
+if __name__ == "__main__":
+    typer.run(main)
