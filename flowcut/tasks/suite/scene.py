@@ -189,7 +189,7 @@ def _text_image(text: str) -> Image.Image:
     font = _font(FONT_PX)
     left, top, right, bottom = font.getbbox(text)
     pad = 6
-    box = Image.new("RGB", (right - left + 2 * pad, bottom - top + 2 * pad), (255, 255, 255))
+    box = Image.new("RGB", (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad), (255, 255, 255))
     ImageDraw.Draw(box).text((pad - left, pad - top), text, fill=(0, 0, 0), font=font)
     return box
 

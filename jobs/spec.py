@@ -1,0 +1,187 @@
+"""Sweep specs: YAML in, validated at the edge, expanded into one job per combination.
+
+A job is model x method x budget x benchmark (+ the settings they share); its id is the
+SHA-256 of its canonical JSON together with the benchmark's own definition (dataset,
+split, prompt, parser and its version), so submitting a spec again finds the jobs it
+already ran and only runs what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flowcut.errors import FlowcutError
+
+DEFAULT_STORE = "sqlite:///results/flowcut.db"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Generation(Strict):
+    max_new_tokens: int = Field(8, ge=1, le=512)  # suite answers are one or two words
+
+
+class Resources(Strict):
+    actors: int = Field(1, ge=1, le=1024)
+    gpus_per_actor: float = Field(0.0, ge=0)
+    # fractional CPUs let 2 actors and the driver share a 2-core machine without deadlock
+    cpus_per_actor: float = Field(0.5, gt=0)
+    batch_size: int = Field(4, ge=1, le=256)
+    node_type: str | None = None  # pin actors to nodes that advertise this custom resource
+
+
+class SweepSpec(Strict):
+    """The YAML a user writes (see ``jobs/specs/*.yaml``)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    models: list[str] = Field(min_length=1)
+    methods: list[str] = Field(min_length=1)
+    budgets: list[int] = Field(min_length=1)
+    benchmarks: list[str] = Field(min_length=1)
+    limit: int | None = Field(None, ge=1)
+    seed: int = 0
+    parser: str | None = None  # None: each benchmark's default parser
+    method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    generation: Generation = Generation()
+    resources: Resources = Resources()
+    store: str = DEFAULT_STORE
+    max_attempts: int = Field(3, ge=1, le=100)
+    priority: int = 0
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, v: list[str]) -> list[str]:
+        from flowcut.methods import METHODS
+
+        for m in v:
+            if m not in METHODS:
+                raise ValueError(f"unknown method {m!r} (allowed: {', '.join(sorted(METHODS))})")
+        return v
+
+    @field_validator("budgets")
+    @classmethod
+    def _positive_budgets(cls, v: list[int]) -> list[int]:
+        for b in v:
+            if b < 1:
+                raise ValueError(f"budget {b} must be at least 1")
+        return v
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, v: list[str]) -> list[str]:
+        from flowcut.tasks.registry import BENCHMARKS
+
+        for b in v:
+            if b not in BENCHMARKS:
+                raise ValueError(f"unknown benchmark {b!r} (allowed: {', '.join(sorted(BENCHMARKS))})")
+        return v
+
+    @model_validator(mode="after")
+    def _options_name_methods(self) -> SweepSpec:
+        from flowcut.methods import make_method
+
+        for m, opts in self.method_options.items():
+            if m not in self.methods:
+                raise ValueError(f"method_options.{m}: not one of this spec's methods {self.methods}")
+            try:
+                make_method(m, **opts)
+            except (FlowcutError, TypeError) as e:
+                raise ValueError(f"method_options.{m}: {e}") from None
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class JobConfig:
+    """One job: everything that decides its results. ``budget`` 0 = every token (method none)."""
+
+    spec_name: str
+    model: str
+    method: str
+    budget: int
+    benchmark: str
+    limit: int | None
+    seed: int
+    parser: str | None
+    method_options: dict[str, Any]
+    max_new_tokens: int
+
+    def canonical(self) -> dict[str, Any]:
+        from flowcut.tasks.registry import BENCHMARKS
+
+        body = {k: v for k, v in dataclasses.asdict(self).items() if k != "spec_name"}
+        return {"job": body, "benchmark": benchmark_identity(BENCHMARKS[self.benchmark])}
+
+    @property
+    def id(self) -> str:
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def row(self, max_attempts: int) -> dict[str, Any]:
+        """The store's ``submit_jobs`` row."""
+        return {
+            "id": self.id, "spec_name": self.spec_name, "config": dataclasses.asdict(self), "model": self.model,
+            "method": self.method, "budget": self.budget, "benchmark": self.benchmark, "max_attempts": max_attempts,
+        }
+
+
+def benchmark_identity(spec: Any) -> dict[str, Any]:
+    """The parts of a benchmark definition that change results (functions by qualified name)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        v = getattr(spec, f.name)
+        out[f.name] = f"{v.__module__}.{v.__qualname__}" if callable(v) else v
+    return out
+
+
+def expand(spec: SweepSpec) -> list[JobConfig]:
+    """models x methods x budgets x benchmarks; method ``none`` runs once, at every token."""
+    jobs = []
+    for model in spec.models:
+        for bench in spec.benchmarks:
+            for method in spec.methods:
+                budgets = [0] if method == "none" else spec.budgets
+                for budget in budgets:
+                    jobs.append(JobConfig(
+                        spec_name=spec.name, model=model, method=method, budget=budget, benchmark=bench,
+                        limit=spec.limit, seed=spec.seed, parser=spec.parser,
+                        method_options=spec.method_options.get(method, {}),
+                        max_new_tokens=spec.generation.max_new_tokens,
+                    ))  # fmt: skip
+    return jobs
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a YAML spec; every problem is one FlowcutError naming the field."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise FlowcutError("spec", f"no such file: {p}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise FlowcutError("spec", f"{p} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise FlowcutError("spec", f"{p} must hold a mapping of settings, got {type(raw).__name__}")
+    return parse_spec(raw)
+
+
+def parse_spec(raw: dict[str, Any]) -> SweepSpec:
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "spec"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown setting (allowed: {', '.join(sorted(SweepSpec.model_fields))})"
+        raise FlowcutError(field, msg) from None
