@@ -23,12 +23,10 @@ def actor_map(ds: Any, cls: type, *, actors: int, batch_size: int, cpus: float, 
               node_type: str | None, constructor_kwargs: dict[str, Any]) -> Any:  # fmt: skip
     """``map_batches`` over a fixed pool of ``actors`` stateful actors (one model each).
 
-    Actor deaths are retried by Ray Data (the pool restarts actors); exceptions from our
-    own code are not, which is why the evaluator turns them into errored rows itself.
+    Actor deaths are retried by Ray Data (its actor pools default to ``max_restarts=-1`` and
+    ``max_task_retries=-1``); exceptions from our own code are not, which is why the
+    evaluator turns them into errored rows itself.
     """
-    remote_args: dict[str, Any] = {"max_restarts": -1, "max_task_retries": -1}
-    if node_type:
-        remote_args["resources"] = {node_type: 0.001}  # pin to nodes advertising this type
     return ds.map_batches(
         cls,
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -37,7 +35,8 @@ def actor_map(ds: Any, cls: type, *, actors: int, batch_size: int, cpus: float, 
         num_cpus=cpus,
         num_gpus=gpus,
         fn_constructor_kwargs=constructor_kwargs,
-        **remote_args,
+        # pin to nodes advertising this custom resource (cluster/ starts GPU nodes with their type)
+        resources={node_type: 0.001} if node_type else None,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from flowcut.errors import FlowcutError
 
@@ -85,18 +85,19 @@ class SweepSpec(Strict):
                 raise ValueError(f"unknown benchmark {b!r} (allowed: {', '.join(sorted(BENCHMARKS))})")
         return v
 
-    @model_validator(mode="after")
-    def _options_name_methods(self) -> SweepSpec:
+    @field_validator("method_options")
+    @classmethod
+    def _options_fit_methods(cls, v: dict[str, dict[str, Any]], info: ValidationInfo) -> dict[str, dict[str, Any]]:
         from flowcut.methods import make_method
 
-        for m, opts in self.method_options.items():
-            if m not in self.methods:
-                raise ValueError(f"method_options.{m}: not one of this spec's methods {self.methods}")
+        for m, opts in v.items():
+            if m not in info.data.get("methods", []):
+                raise ValueError(f"{m} is not one of this spec's methods")
             try:
                 make_method(m, **opts)
             except (FlowcutError, TypeError) as e:
-                raise ValueError(f"method_options.{m}: {e}") from None
-        return self
+                raise ValueError(f"{m}: {e}") from None
+        return v
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +132,15 @@ class JobConfig:
             "id": self.id, "spec_name": self.spec_name, "config": dataclasses.asdict(self), "model": self.model,
             "method": self.method, "budget": self.budget, "benchmark": self.benchmark, "max_attempts": max_attempts,
         }
+
+
+def open_store(url: str):  # noqa: ANN201 - returns jobs.store.Store (imported lazily: SQLAlchemy is heavy)
+    """Open the store, creating a local SQLite file's folder first (``results/`` on a fresh clone)."""
+    from .store import Store
+
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return Store(url)
 
 
 def benchmark_identity(spec: Any) -> dict[str, Any]:

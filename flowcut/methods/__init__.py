@@ -6,6 +6,7 @@ file in this folder is listed.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..errors import FlowcutError
@@ -31,7 +32,7 @@ def make_method(name: str, seed: int = 0, **options: Any) -> Method:
     if name not in METHODS:
         raise FlowcutError("method", f"unknown method {name!r}", sorted(METHODS))
     cls = METHODS[name]
-    known = set(cls.__dataclass_fields__) - {"seed", "generator"}
+    known = {f.name for f in dataclasses.fields(cls)} - {"seed", "generator"}
     bad = set(options) - known
     if bad:
         raise FlowcutError("method options", f"{name} has no option {sorted(bad)}", sorted(known) or "none")

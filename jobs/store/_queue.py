@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import platform
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select, update
+from sqlalchemy import Connection, Engine, Row, select, update
 
 from flowcut.errors import FlowcutError
 
 from ._engine import insert_for, is_postgres, read_tx, write_tx
-from .models import Environment, Job, JobStatus, Run, RunStatus, utcnow
+from .models import Job, JobStatus, Run, RunStatus, utcnow
 
 JOB_REQUIRED = ("id", "spec_name", "config", "model", "method", "budget", "benchmark")
 JOB_OPTIONAL = {"max_attempts": 3}
-ENV_COLUMNS = ("python", "torch", "transformers", "ray", "git_commit", "device", "host")
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits
 LEASE_EXPIRED = "lease expired"
 
@@ -78,7 +76,9 @@ def _job_values(i: int, row: dict[str, Any]) -> dict[str, Any]:
         raise FlowcutError(f"jobs[{i}].{missing[0]}", "missing", allowed=", ".join(JOB_REQUIRED))
     unknown = sorted(set(row) - set(JOB_REQUIRED) - set(JOB_OPTIONAL))
     if unknown:
-        raise FlowcutError(f"jobs[{i}].{unknown[0]}", "unknown field", allowed=", ".join([*JOB_REQUIRED, *JOB_OPTIONAL]))
+        raise FlowcutError(
+            f"jobs[{i}].{unknown[0]}", "unknown field", allowed=", ".join([*JOB_REQUIRED, *JOB_OPTIONAL])
+        )
     if not isinstance(row["id"], str) or not row["id"]:
         raise FlowcutError(f"jobs[{i}].id", f"must be a non-empty string, got {row['id']!r}")
     out = {**JOB_OPTIONAL, **row}
@@ -323,33 +323,3 @@ class QueueOps:
             q = q.where(Job.spec_name == spec_name)
         with read_tx(self._engine) as conn:
             return [JobInfo.from_row(r) for r in conn.execute(q)]
-
-    def record_environment(
-        self, env: dict[str, Any], *, run_id: int | None = None, job_id: str | None = None, owner: str | None = None
-    ) -> int:
-        """Store what a run ran on; call again to overwrite.
-
-        Args:
-            env: python, torch, transformers, ray, git_commit, device, host (others go to ``extra``;
-                python and host default to this process's).
-            run_id: the run (``JobInfo.run_id`` from ``claim``), or else
-            job_id, owner: the latest run of this job by this owner.
-
-        Returns:
-            The run id.
-        """
-        with write_tx(self._engine) as conn:
-            if run_id is None:
-                if job_id is None or owner is None:
-                    raise FlowcutError("run_id", "give run_id, or job_id and owner")
-                run_id = conn.scalar(select(func.max(Run.id)).where(Run.job_id == job_id, Run.owner == owner))
-                if run_id is None:
-                    raise FlowcutError("job_id", f"no run of job {job_id} by {owner}")
-            defaults = {"python": platform.python_version(), "host": platform.node()}
-            merged = {**defaults, **{k: v for k, v in env.items() if k in ENV_COLUMNS}}
-            known = {k: None if merged.get(k) is None else str(merged[k]) for k in ENV_COLUMNS}
-            extra = {k: v for k, v in env.items() if k not in ENV_COLUMNS} or None
-            values = {**known, "extra": extra, "created_at": utcnow()}
-            stmt = insert_for(conn, Environment).values(run_id=run_id, **values)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=values))
-        return run_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -23,8 +24,28 @@ RESULT_FIELDS = ("sample_id", *RESULT_MEASURED, *RESULT_OPTIONAL)
 _OVERWRITTEN = (*RESULT_MEASURED, *RESULT_OPTIONAL, "created_at")  # everything but the key
 
 
+def _plain(v: Any) -> Any:
+    """A value the drivers and JSON accept.
+
+    Rows often come from pandas / Ray batches: numpy scalars and arrays become Python values, and
+    NaN (pandas' missing value, which PostgreSQL's JSON also rejects) becomes None.
+    """
+    if v is None or isinstance(v, str | bool | int):
+        return v
+    if isinstance(v, float):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    if hasattr(v, "tolist"):  # numpy arrays and scalars, without importing numpy
+        return _plain(v.tolist())
+    return v
+
+
 def _result_values(i: int, row: dict[str, Any], job_id: str, now: datetime) -> dict[str, Any]:
     """Validate one row and complete it to every column (one executemany needs identical keys)."""
+    row = {k: _plain(v) for k, v in row.items()}
     errored = row.get("error") is not None
     # an errored sample may have no measurements; it needs only its id and the error
     required = ("sample_id", "error") if errored else ("sample_id", *RESULT_MEASURED)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from types import TracebackType
 
 from ._engine import open_engine
+from ._environment import EnvironmentOps
 from ._queue import QueueOps
 from ._results import ResultOps
 
 
-class Store(QueueOps, ResultOps):
+class Store(QueueOps, ResultOps, EnvironmentOps):
     """The SQL store: job queue, runs and their environments, and per-sample results.
 
     Opening it upgrades the schema to the newest migration, so a new SQLite file or an empty

@@ -114,7 +114,9 @@ def private_postgres(dbname: str = "flowcut") -> Iterator[str]:
     try:
         if user is not None:
             os.chown(tmp, user.pw_uid, user.pw_gid)
-        r = _run([initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"], user, tmp)
+        r = _run(
+            [initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"], user, tmp
+        )
         if r.returncode != 0:
             raise RuntimeError(f"initdb failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
         for _attempt in range(3):  # the free port may be taken between choosing and binding it

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,9 @@ def build_suite(
     """
     out_dir = Path(out_dir)
     paths = {}
-    bar = tqdm(total=len(TASKS) * (n_test + n_train), desc="suite", disable=not progress)
+    # a log file gets a line every 10 s, a terminal a live bar
+    bar = tqdm(total=len(TASKS) * (n_test + n_train), desc="suite", disable=not progress,
+               mininterval=0.2 if sys.stderr.isatty() else 10.0)  # fmt: skip
     for task in TASKS:
         splits = {"test": _rows(task, (split_seed("test", i) for i in range(TEST_SEED0)), n_test, bar)}
         if n_train:

@@ -67,9 +67,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text),
         _ts("started_at", nullable=False),
         _ts("finished_at"),
-        sa.CheckConstraint(
-            "status IN ('running', 'succeeded', 'failed', 'cancelled', 'lost')", name="ck_runs_status"
-        ),
+        sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'cancelled', 'lost')", name="ck_runs_status"),
     )
     op.create_index("ix_runs_job_id", "runs", ["job_id"])
 

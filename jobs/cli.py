@@ -1,0 +1,149 @@
+"""``python -m jobs``: run sweeps through the queue and Ray, inspect and steer the queue, read results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flowcut.errors import FlowcutError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+STORE_HELP = "store URL (default: the spec's, else sqlite:///results/flowcut.db)"
+
+
+def _fail(e: Exception) -> None:
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2)
+
+
+def _store(url: str | None):
+    from .spec import DEFAULT_STORE, open_store
+
+    return open_store(url or DEFAULT_STORE)
+
+
+@app.command()
+def run(spec_path: Path, store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+    """Submit SPEC_PATH's jobs and run all that are missing (starts a local Ray if none is running)."""
+    from .report import job_summaries, relative_table
+    from .runner import run_spec
+    from .spec import load_spec
+
+    try:
+        spec = load_spec(spec_path)
+        if store:
+            spec = spec.model_copy(update={"store": store})
+        run_spec(spec)
+        st = _store(spec.store)
+        Console().print(relative_table(job_summaries(st, spec.name)))
+        typer.echo(f"results in {spec.store}")
+    except FlowcutError as e:
+        _fail(e)
+
+
+@app.command()
+def submit(spec_path: Path, store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+    """Queue SPEC_PATH's jobs without running them (workers or a later ``run`` pick them up)."""
+    from .spec import expand, load_spec
+
+    try:
+        spec = load_spec(spec_path)
+        st = _store(store or spec.store)
+        ids = st.submit_jobs([c.row(spec.max_attempts) for c in expand(spec)], priority=spec.priority)
+        typer.echo(f"{len(ids)} jobs queued or reused")
+    except FlowcutError as e:
+        _fail(e)
+
+
+@app.command("list")
+def list_jobs(status: str | None = None, store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+    """One line per job: id, status, attempts, progress, coordinates, last error."""
+    try:
+        st = _store(store)
+        table = Table()
+        for col in ("job", "status", "tries", "done", "model", "method", "budget", "benchmark", "error"):
+            table.add_column(col)
+        for j in st.list_jobs(status=status):
+            done, total = st.progress(j.id)
+            table.add_row(j.id[:12], j.status, str(j.attempts), f"{done}/{total if total is not None else '?'}",
+                          j.model, j.method, str(j.budget or "all"), j.benchmark, (j.last_error or "")[:60])  # fmt: skip
+        Console().print(table)
+    except FlowcutError as e:
+        _fail(e)
+
+
+@app.command()
+def status(store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+    """Job counts per status."""
+    try:
+        counts: dict[str, int] = {}
+        for j in _store(store).list_jobs():
+            counts[j.status] = counts.get(j.status, 0) + 1
+        typer.echo(json.dumps(counts))
+    except FlowcutError as e:
+        _fail(e)
+
+
+@app.command()
+def cancel(job_id: str, store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+    """Cancel a queued or running job (a running one stops at its next heartbeat)."""
+    try:
+        st = _store(store)
+        matches = [j.id for j in st.list_jobs() if j.id.startswith(job_id)]
+        if len(matches) != 1:
+            raise FlowcutError("job_id", f"{job_id!r} matches {len(matches)} jobs")
+        typer.echo("cancelled" if st.cancel(matches[0]) else "already finished")
+    except FlowcutError as e:
+        _fail(e)
+
+
+@app.command()
+def results(spec: str | None = None, store: str | None = typer.Option(None, help=STORE_HELP),
+            as_json: bool = typer.Option(False, "--json")) -> None:  # fmt: skip
+    """Accuracy per model x method x budget x benchmark, and relative to the unpruned model."""
+    from .report import job_summaries, relative_table
+
+    try:
+        rows = job_summaries(_store(store), spec)
+        if as_json:
+            typer.echo(json.dumps(rows, default=str))
+        else:
+            Console().print(relative_table(rows))
+    except FlowcutError as e:
+        _fail(e)
+
+
+@app.command()
+def rescore(parser: str = typer.Option(..., help="parser key, e.g. extract-yesno-v1"), spec: str | None = None,
+            store: str | None = typer.Option(None, help=STORE_HELP)) -> None:  # fmt: skip
+    """Recompute stored scores from the stored raw outputs with another parser (no model runs)."""
+    from flowcut.tasks.parsers import get_parser
+    from flowcut.tasks.registry import get_spec
+    from flowcut.tasks.spec import Example
+
+    from .scoring import sample_score
+
+    try:
+        key = get_parser(parser).key
+        st = _store(store)
+        n = 0
+        for job in st.list_jobs(spec_name=spec):
+            bench = get_spec(job.benchmark)
+            updates = []
+            for r in st.results(job.id):
+                if r["error"] is not None or r["prediction"] is None:
+                    continue
+                extra = r["extra"] or {}
+                ex = Example(id=r["sample_id"], image=None, question="", reference=r["reference"],
+                             options=extra.get("options", {}), meta=extra.get("meta", {}))  # fmt: skip
+                score, _, k = sample_score(bench, key, ex, r["prediction"])
+                updates.append((r["sample_id"], score, *k.rsplit("-", 1)))
+            n += len(updates)
+            st.update_scores(job.id, updates)
+        typer.echo(f"rescored {n} samples with {key}")
+    except FlowcutError as e:
+        _fail(e)

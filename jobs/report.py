@@ -1,0 +1,48 @@
+"""Summaries of stored results: accuracy per job and relative to the unpruned model, as the papers report."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rich.table import Table
+
+from .store import Store
+
+
+def job_summaries(store: Store, spec_name: str | None = None) -> list[dict[str, Any]]:
+    """One dict per job: its coordinates, samples scored / errored, mean score and mean timings."""
+    out = []
+    for job in store.list_jobs(spec_name=spec_name):
+        rows = store.results(job.id)
+        ok = [r for r in rows if r["error"] is None and r["score"] is not None]
+
+        def mean(key: str, ok: list[dict[str, Any]] = ok) -> float:
+            return sum(r[key] for r in ok) / len(ok) if ok else float("nan")
+
+        out.append({
+            "job": job.id, "status": job.status, "model": job.model, "method": job.method, "budget": job.budget,
+            "benchmark": job.benchmark, "n": len(ok), "errors": len(rows) - len(ok), "total": job.total_samples,
+            "accuracy": 100 * mean("score"), "total_ms": mean("total_ms"),
+            "prefill_ms": mean("prefill_ms"), "tokens": mean("tokens_llm_input"), "flops": mean("flops"),
+        })  # fmt: skip
+    return out
+
+
+def relative_table(summaries: list[dict[str, Any]]) -> Table:
+    """Methods x budgets per model: per-benchmark accuracy and the average relative to ``none`` (%)."""
+    benches = sorted({s["benchmark"] for s in summaries})
+    base = {(s["model"], s["benchmark"]): s["accuracy"] for s in summaries if s["method"] == "none"}
+    cells: dict[tuple[str, str, int], dict[str, float]] = defaultdict(dict)
+    for s in summaries:
+        cells[(s["model"], s["method"], s["budget"])][s["benchmark"]] = s["accuracy"]
+    table = Table(title="accuracy (%) per benchmark; rel = mean of method / unpruned over benchmarks")
+    for col in ("model", "method", "budget", *benches, "rel %"):
+        table.add_column(col, justify="right")
+    for (model, method, budget), accs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        rels = [accs[b] / base[(model, b)] * 100 for b in benches
+                if b in accs and base.get((model, b)) and accs[b] == accs[b]]  # fmt: skip
+        table.add_row(model, method, "all" if budget == 0 else str(budget),
+                      *[f"{accs[b]:.1f}" if b in accs else "-" for b in benches],
+                      f"{sum(rels) / len(rels):.1f}" if rels else "-")  # fmt: skip
+    return table

@@ -1,0 +1,175 @@
+"""Run a sweep: submit its jobs, then claim and run them one by one through Ray Data.
+
+For each claimed job the driver loads the benchmark, leaves out the samples the store
+already holds (durability lives in the store: Ray does not retry a dead driver), shards the
+rest over an actor pool (``map_batches`` with ``ActorPoolStrategy``), and upserts each
+batch of result rows as it arrives, renewing the job's lease by heartbeat meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from flowcut.tasks.registry import get_spec, load_examples
+
+from .evaluate import EvalActor, error_row, to_item
+from .spec import SweepSpec, expand, open_store
+from .store import Store
+
+LEASE_S = float(os.environ.get("FLOWCUT_LEASE_S", "60"))  # a dead driver's jobs return to the queue after this
+
+
+def environment(device: str) -> dict[str, Any]:
+    import ray
+    import torch
+    import transformers
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).parent).stdout.strip() or None  # fmt: skip
+    except OSError:
+        commit = None
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "ray": ray.__version__, "git_commit": commit, "device": device, "host": socket.gethostname()}  # fmt: skip
+
+
+def ensure_suite(benchmarks: list[str]) -> None:
+    """Build the generated suite's test split on first use (the main command's fresh machine)."""
+    if not any(get_spec(b).path.startswith("suite:") for b in benchmarks):
+        return
+    from flowcut.tasks.suite.build import build_suite, default_root
+
+    root = default_root()
+    if not all((root / get_spec(b).path.removeprefix("suite:")).exists()
+               for b in benchmarks if get_spec(b).path.startswith("suite:")):  # fmt: skip
+        build_suite(root)
+
+
+class Heartbeat(threading.Thread):
+    """Renews the leases of a round's jobs every third of a lease; ``lost`` names jobs taken from us."""
+
+    def __init__(self, store: Store, job_ids: list[str], owner: str) -> None:
+        super().__init__(daemon=True)
+        self.store, self.job_ids, self.owner = store, job_ids, owner
+        self.lost: set[str] = set()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(LEASE_S / 3):
+            for jid in self.job_ids:
+                if jid not in self.lost and not self.store.heartbeat(jid, self.owner, LEASE_S):
+                    self.lost.add(jid)
+
+
+def claim_round(store: Store, owner: str, ids: list[str], size: int) -> list[Any]:
+    """Claim up to ``size`` jobs of one model (an actor loads its model once per round)."""
+    first = store.claim(owner, LEASE_S, job_ids=ids)
+    if first is None:
+        return []
+    jobs = [first]
+    same = [j.id for j in (store.get_job(i) for i in ids) if j is not None and j.model == first.model]
+    while len(jobs) < size:
+        nxt = store.claim(owner, LEASE_S, job_ids=same)
+        if nxt is None:
+            break
+        jobs.append(nxt)
+    return jobs
+
+
+def run_round(store: Store, jobs: list[Any], owner: str, spec: SweepSpec) -> set[str]:
+    """Evaluate every missing sample of ``jobs`` through one actor pool; returns the jobs that failed."""
+    import ray
+
+    from . import raycompat
+
+    items, totals = [], {}
+    for job in jobs:
+        cfg = job.config
+        examples = load_examples(cfg["benchmark"], limit=cfg["limit"])
+        store.set_total(job.id, len(examples))
+        done = store.done_sample_ids(job.id)
+        todo = [e for e in examples if e.id not in done]
+        bad = [e for e in todo if e.error is not None]
+        if bad:  # a broken row is a result too: errored, with its reason
+            store.write_results(job.id, [error_row(e.id, e.reference, e.error or "") for e in bad])
+        items += [to_item(job.id, e) for e in todo if e.error is None]
+        totals[job.id] = len(examples)
+    bar = tqdm(total=sum(totals.values()), initial=sum(totals.values()) - len(items), unit="sample",
+               desc=f"{jobs[0].model}: {len(jobs)} jobs", dynamic_ncols=True,
+               mininterval=0.2 if sys.stderr.isatty() else 10.0)  # fmt: skip
+    beat = Heartbeat(store, [j.id for j in jobs], owner)
+    if items:
+        res = spec.resources
+        gpus = res.gpus_per_actor if ray.cluster_resources().get("GPU", 0) else 0.0
+        ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 8 * res.actors)))
+        out = raycompat.actor_map(
+            ds, EvalActor, actors=res.actors, batch_size=res.batch_size, cpus=res.cpus_per_actor, gpus=gpus,
+            node_type=res.node_type,
+            constructor_kwargs={"configs": {j.id: j.config for j in jobs}, "device": "cuda" if gpus else "cpu",
+                                "threads": max(1, round(res.cpus_per_actor))},
+        )
+        beat.start()
+        try:
+            for batch in out.iter_batches(batch_size=None, batch_format="pandas"):
+                for job_id, part in batch.groupby("job_id", sort=False):
+                    if job_id in beat.lost:
+                        continue  # another runner owns it now; its rows would be written twice over
+                    store.write_results(str(job_id), part.drop(columns=["job_id"]).to_dict("records"))
+                bar.update(len(batch))
+        finally:
+            beat.stop.set()
+    bar.close()
+    return set(beat.lost)
+
+
+def run_spec(spec: SweepSpec, log: Callable[[str], None] = print, poll_s: float = 2.0, round_size: int = 64) -> list[str]:
+    """Submit the spec's jobs and run every one that is missing; returns the job ids."""
+    from . import raycompat
+
+    store = open_store(spec.store)
+    configs = expand(spec)
+    ids = store.submit_jobs([c.row(spec.max_attempts) for c in configs], priority=spec.priority)
+    ensure_suite(spec.benchmarks)
+    raycompat.init()
+    raycompat.quiet_progress()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    env = environment("cuda" if spec.resources.gpus_per_actor else "cpu")
+    while True:
+        jobs = claim_round(store, owner, ids, round_size)
+        if not jobs:
+            pending = [j for j in (store.get_job(i) for i in ids) if j is not None and j.status in ("queued", "running")]
+            if not pending:
+                break
+            time.sleep(poll_s)  # others hold them; wait for them to finish or their leases to expire
+            continue
+        for job in jobs:
+            store.record_environment(env, run_id=job.run_id)
+        try:
+            lost = run_round(store, jobs, owner, spec)
+        except Exception as e:  # noqa: BLE001 - recorded on the jobs; the sweep goes on with the others
+            reason = f"{type(e).__name__}: {e}".splitlines()[0][:1000]
+            for job in jobs:
+                store.fail(job.id, owner, reason)
+            log(f"round of {len(jobs)} jobs failed: {reason}")
+            continue
+        for job in jobs:
+            if job.id in lost:
+                continue
+            done, total = store.progress(job.id)
+            if total is not None and done >= total:
+                store.complete(job.id, owner)
+            else:
+                store.fail(job.id, owner, f"{done} of {total} samples stored")
+    return ids

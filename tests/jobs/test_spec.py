@@ -1,0 +1,67 @@
+"""Sweep specs: every shipped spec loads; bad specs are one error naming the field; jobs are content-hashed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowcut.errors import FlowcutError
+from jobs.spec import expand, load_spec, parse_spec
+
+SPECS = sorted((Path(__file__).parents[2] / "jobs" / "specs").glob("*.yaml"))
+BASE = {"name": "t", "models": ["fake"], "methods": ["none", "flowcut"], "budgets": [64, 128],
+        "benchmarks": ["suite_pope", "suite_count"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_shipped_spec_loads_and_starts_with_its_command(path: Path) -> None:
+    spec = load_spec(path)
+    assert expand(spec)
+    head = path.read_text().splitlines()[:4]
+    assert any(line.startswith("#") and "ray job submit" in line and path.name in line for line in head)
+
+
+def test_expansion_and_fingerprints() -> None:
+    jobs = expand(parse_spec(BASE))
+    # none runs once per benchmark at every token; flowcut once per budget
+    assert sorted((j.method, j.budget, j.benchmark) for j in jobs) == sorted(
+        [("none", 0, b) for b in BASE["benchmarks"]]
+        + [("flowcut", k, b) for k in (64, 128) for b in BASE["benchmarks"]]
+    )
+    assert len({j.id for j in jobs}) == len(jobs)
+    again = expand(parse_spec(BASE | {"name": "other-name"}))
+    assert {j.id for j in again} == {j.id for j in jobs}, "the id hashes the configuration, not the spec's name"
+    changed = expand(parse_spec(BASE | {"limit": 5}))
+    assert not {j.id for j in changed} & {j.id for j in jobs}
+
+
+@pytest.mark.parametrize(
+    ("patch", "field", "text"),
+    [
+        ({"methods": ["zip"]}, "methods", "unknown method 'zip'"),
+        ({"benchmarks": ["pope2"]}, "benchmarks", "unknown benchmark 'pope2'"),
+        ({"budgets": [0]}, "budgets", "at least 1"),
+        ({"budgets": ["many"]}, "budgets.0", "integer"),
+        ({"colour": "red"}, "colour", "unknown setting"),
+        ({"resources": {"actors": 0}}, "resources.actors", "greater than or equal to 1"),
+        ({"method_options": {"flowcut": {"speed": 2}}}, "method_options", "no option"),
+        ({"models": []}, "models", "at least 1"),
+    ],
+)
+def test_bad_specs_name_the_field(patch: dict, field: str, text: str) -> None:
+    with pytest.raises(FlowcutError) as err:
+        parse_spec(BASE | patch)
+    assert str(err.value).startswith(f"{field}: ") and text in str(err.value)
+
+
+def test_malformed_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodels: [fake\n")
+    with pytest.raises(FlowcutError, match=r"^spec: .*not valid YAML at line"):
+        load_spec(bad)
+    with pytest.raises(FlowcutError, match=r"^spec: no such file"):
+        load_spec(tmp_path / "none.yaml")
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(FlowcutError, match=r"^spec: .*mapping"):
+        load_spec(bad)
