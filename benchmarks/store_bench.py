@@ -51,13 +51,13 @@ def writer(url: str, job_id: str, rows: int, batch: int, barrier: Any, out: Any)
         out.put((t0, time.time(), rows))
 
 
-def claimer(url: str, owner: str, barrier: Any, out: Any) -> None:
+def claimer(url: str, owner: str, job_ids: list[str] | None, barrier: Any, out: Any) -> None:
     latencies: list[float] = []
     with Store(url) as store:
         barrier.wait(timeout=120)
         while True:
             t0 = time.perf_counter()
-            job = store.claim(owner, lease_s=60)
+            job = store.claim(owner, lease_s=60, job_ids=job_ids)
             if job is None:
                 break
             latencies.append(time.perf_counter() - t0)
@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500, help="rows per write_results call")
     ap.add_argument("--claimers", type=int, default=8)
     ap.add_argument("--jobs", type=int, default=800, help="jobs to claim")
+    ap.add_argument("--job-ids", action="store_true", help="claim among the job ids, as the runner does")
     args = ap.parse_args()
 
     if args.url:
@@ -103,18 +104,19 @@ def main() -> None:
             store.submit_jobs([job_row(j) for j in write_jobs])
             for j in write_jobs:  # out of the queue, so that the claimers find only their own jobs
                 store.claim("bench", 60, job_ids=[j])
-            store.submit_jobs([job_row(f"bench-{tag}-c{i:05d}") for i in range(args.jobs)])
+            claim_jobs = store.submit_jobs([job_row(f"bench-{tag}-c{i:05d}") for i in range(args.jobs)])
 
         spans = run_all(writer, [(url, j, args.rows, args.batch) for j in write_jobs])
         total = sum(n for _, _, n in spans)
         wall = max(t1 for _, t1, _ in spans) - min(t0 for t0, _, _ in spans)
         lat_ms = sorted(1000 * x for lats in run_all(
-            claimer, [(url, f"c{i}") for i in range(args.claimers)]) for x in lats)  # fmt: skip
+            claimer, [(url, f"c{i}", claim_jobs if args.job_ids else None) for i in range(args.claimers)]) for x in lats)  # fmt: skip
         p99 = lat_ms[min(len(lat_ms) - 1, int(0.99 * len(lat_ms)))]
 
     rate = total / wall
     print(f"\nstore benchmark on {url.split('@')[-1]}  (rows: {args.writers} writers x {args.rows}, batch "
-          f"{args.batch}; claims: {len(lat_ms)} by {args.claimers} claimers)")  # fmt: skip
+          f"{args.batch}; claims: {len(lat_ms)} by {args.claimers} claimers"
+          f"{', among job ids' if args.job_ids else ''})")  # fmt: skip
     print(f"{'metric':<34}{'value':>12}{'target':>12}{'ok':>6}")
     table = [
         ("result rows/s (all writers)", f"{rate:,.0f}", ">= 5,000", rate >= 5000),

@@ -29,6 +29,7 @@ class FakeVLM:
     crash: str | None = None
     mode: str = "raise"
     marker: str | None = None
+    log: str | None = None  # append every sample id it answers to this file (tests count recomputation)
     patches: int = 576
     model_type: str = "fake"
 
@@ -37,12 +38,15 @@ class FakeVLM:
         """Parse ``fake[:key=value,...]``."""
         opts = dict(kv.split("=", 1) for kv in name.partition(":")[2].split(",") if kv)
         return cls(delay=float(opts.get("delay", 0.0)), crash=opts.get("crash"), mode=opts.get("mode", "raise"),
-                   marker=opts.get("marker"))  # fmt: skip
+                   marker=opts.get("marker"), log=opts.get("log"))  # fmt: skip
 
     def visual_tokens(self, image: object) -> int:
         return self.patches
 
     def before_batch(self, sample_ids: list[str]) -> None:
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write("".join(f"{s}\n" for s in sample_ids))
         if self.crash is None or self.crash not in sample_ids:
             return
         if self.mode == "kill":

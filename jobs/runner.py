@@ -97,7 +97,7 @@ def run_round(store: Store, jobs: list[Any], owner: str, spec: SweepSpec) -> set
     items, totals = [], {}
     for job in jobs:
         cfg = job.config
-        examples = load_examples(cfg["benchmark"], limit=cfg["limit"])
+        examples = load_examples(cfg["benchmark"], path=cfg.get("data_path"), limit=cfg["limit"])
         store.set_total(job.id, len(examples))
         done = store.done_sample_ids(job.id)
         todo = [e for e in examples if e.id not in done]
@@ -113,12 +113,21 @@ def run_round(store: Store, jobs: list[Any], owner: str, spec: SweepSpec) -> set
     if items:
         res = spec.resources
         gpus = res.gpus_per_actor if ray.cluster_resources().get("GPU", 0) else 0.0
-        ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 8 * res.actors)))
+        actors = min(res.actors, len(items))  # no idle actors for a handful of samples
+        ds = ray.data.from_items(items, override_num_blocks=max(actors, min(len(items), 8 * actors)))
         out = raycompat.actor_map(
-            ds, EvalActor, actors=res.actors, batch_size=res.batch_size, cpus=res.cpus_per_actor, gpus=gpus,
+            ds,
+            EvalActor,
+            actors=actors,
+            batch_size=res.batch_size,
+            cpus=res.cpus_per_actor,
+            gpus=gpus,
             node_type=res.node_type,
-            constructor_kwargs={"configs": {j.id: j.config for j in jobs}, "device": "cuda" if gpus else "cpu",
-                                "threads": max(1, round(res.cpus_per_actor))},
+            constructor_kwargs={
+                "configs": {j.id: j.config for j in jobs},
+                "device": "cuda" if gpus else "cpu",
+                "threads": max(1, round(res.cpus_per_actor)),
+            },
         )
         beat.start()
         try:
@@ -134,7 +143,9 @@ def run_round(store: Store, jobs: list[Any], owner: str, spec: SweepSpec) -> set
     return set(beat.lost)
 
 
-def run_spec(spec: SweepSpec, log: Callable[[str], None] = print, poll_s: float = 2.0, round_size: int = 64) -> list[str]:
+def run_spec(
+    spec: SweepSpec, log: Callable[[str], None] = print, poll_s: float = 2.0, round_size: int = 64
+) -> list[str]:
     """Submit the spec's jobs and run every one that is missing; returns the job ids."""
     from . import raycompat
 
@@ -149,13 +160,15 @@ def run_spec(spec: SweepSpec, log: Callable[[str], None] = print, poll_s: float 
     while True:
         jobs = claim_round(store, owner, ids, round_size)
         if not jobs:
-            pending = [j for j in (store.get_job(i) for i in ids) if j is not None and j.status in ("queued", "running")]
+            pending = [
+                j for j in (store.get_job(i) for i in ids) if j is not None and j.status in ("queued", "running")
+            ]
             if not pending:
                 break
             time.sleep(poll_s)  # others hold them; wait for them to finish or their leases to expire
             continue
         for job in jobs:
-            store.record_environment(env, run_id=job.run_id)
+            store.record_environment(job.id, owner, env)
         try:
             lost = run_round(store, jobs, owner, spec)
         except Exception as e:  # noqa: BLE001 - recorded on the jobs; the sweep goes on with the others

@@ -18,7 +18,11 @@ def sample_score(spec: BenchmarkSpec, parser_key: str | None, ex: Example, outpu
     parsed = parser(spec.style, output, ex.options)
     if spec.style == "vqa":
         refs = list(ex.reference or [])
-        return vqa_accuracy([parsed], [refs], textvqa=spec.name.endswith("textvqa") or "textvqa" in spec.name), parsed, parser.key
+        return (
+            vqa_accuracy([parsed], [refs], textvqa=spec.name.endswith("textvqa") or "textvqa" in spec.name),
+            parsed,
+            parser.key,
+        )
     if spec.style == "short":
         return exact_match([parsed], [str(ex.reference)]), parsed, parser.key
     return float(parsed == str(ex.reference).strip().lower() or parsed == str(ex.reference)), parsed, parser.key

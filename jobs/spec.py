@@ -50,6 +50,8 @@ class SweepSpec(Strict):
     limit: int | None = Field(None, ge=1)
     seed: int = 0
     parser: str | None = None  # None: each benchmark's default parser
+    # benchmark -> dataset location override (a .parquet file, a save_to_disk folder, an HF id)
+    data: dict[str, str] = Field(default_factory=dict)
     method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     generation: Generation = Generation()
     resources: Resources = Resources()
@@ -114,6 +116,7 @@ class JobConfig:
     parser: str | None
     method_options: dict[str, Any]
     max_new_tokens: int
+    data_path: str | None = None
 
     def canonical(self) -> dict[str, Any]:
         from flowcut.tasks.registry import BENCHMARKS
@@ -129,8 +132,14 @@ class JobConfig:
     def row(self, max_attempts: int) -> dict[str, Any]:
         """The store's ``submit_jobs`` row."""
         return {
-            "id": self.id, "spec_name": self.spec_name, "config": dataclasses.asdict(self), "model": self.model,
-            "method": self.method, "budget": self.budget, "benchmark": self.benchmark, "max_attempts": max_attempts,
+            "id": self.id,
+            "spec_name": self.spec_name,
+            "config": dataclasses.asdict(self),
+            "model": self.model,
+            "method": self.method,
+            "budget": self.budget,
+            "benchmark": self.benchmark,
+            "max_attempts": max_attempts,
         }
 
 
@@ -164,7 +173,7 @@ def expand(spec: SweepSpec) -> list[JobConfig]:
                         spec_name=spec.name, model=model, method=method, budget=budget, benchmark=bench,
                         limit=spec.limit, seed=spec.seed, parser=spec.parser,
                         method_options=spec.method_options.get(method, {}),
-                        max_new_tokens=spec.generation.max_new_tokens,
+                        max_new_tokens=spec.generation.max_new_tokens, data_path=spec.data.get(bench),
                     ))  # fmt: skip
     return jobs
 

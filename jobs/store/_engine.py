@@ -9,6 +9,7 @@ empty database do not race to create the tables.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import ColumnElement, Connection, Engine, String, any_, bindparam, create_engine, event, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -31,6 +33,9 @@ SQLITE_BUSY_MS = 15_000  # writers wait this long for the database lock; claims 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_xact_lock key for the upgrade: any constant 64-bit number unique to this project
 _MIGRATION_LOCK_KEY = 0x666C6F7763757401  # b"flowcut" + 1
+# alembic's ``context`` and ``op`` are module-global proxies: two threads of one process must never
+# run migrations at once (seen: each thread's DDL issued on the other's connection, then a deadlock)
+_UPGRADE_THREAD_LOCK = threading.Lock()
 _READONLY = "flowcut_readonly"  # execution option: open a SQLite read with a plain (deferred) BEGIN
 ALLOWED_URLS = "sqlite:///PATH, sqlite:// (in memory), postgresql+psycopg://USER@HOST:PORT/DB"
 
@@ -127,7 +132,7 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("path_separator", "os")
-    with engine.begin() as conn:
+    with _UPGRADE_THREAD_LOCK, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # held until commit: a second opener waits here, then finds the schema at head
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
@@ -158,3 +163,14 @@ def insert_for(conn: Connection, table: Any) -> Any:
 
 def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
+
+
+def in_ids(conn: Connection, column: Any, ids: list[str]) -> ColumnElement[bool]:
+    """``column IN ids``; on PostgreSQL as ``= ANY(:array)``, one parameter however many ids.
+
+    A runner claims among all of its spec's jobs: an 800-id IN list made every claim parse 800
+    parameters (p99 416 ms vs 61 ms with 8 claimers on a loaded 2-core machine).
+    """
+    if is_postgres(conn):
+        return column == any_(bindparam("ids", ids, type_=ARRAY(String)))
+    return column.in_(ids)

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, Row, select, update
 
 from flowcut.errors import FlowcutError
 
-from ._engine import insert_for, is_postgres, read_tx, write_tx
+from ._engine import in_ids, insert_for, is_postgres, read_tx, write_tx
 from .models import Job, JobStatus, Run, RunStatus, utcnow
 
 JOB_REQUIRED = ("id", "spec_name", "config", "model", "method", "budget", "benchmark")
@@ -148,8 +148,10 @@ class QueueOps:
             v.update(status=JobStatus.QUEUED, priority=priority, attempts=0, created_at=stamp, updated_at=stamp)
         with write_tx(self._engine) as conn:
             if values:
-                conn.execute(insert_for(conn, Job).on_conflict_do_nothing(index_elements=["id"]), values)
-            for chunk in _chunks(ids):
+                # in key order: concurrent submitters of overlapping sets then wait for each other, never deadlock
+                ordered = sorted(values, key=lambda v: v["id"])
+                conn.execute(insert_for(conn, Job).on_conflict_do_nothing(index_elements=["id"]), ordered)
+            for chunk in _chunks(sorted(set(ids))):
                 conn.execute(
                     update(Job)
                     .where(Job.id.in_(chunk), Job.status.in_((JobStatus.FAILED, JobStatus.CANCELLED)))
@@ -182,7 +184,7 @@ class QueueOps:
             _requeue_expired(conn, now)
             q = select(Job.id).where(Job.status == JobStatus.QUEUED)
             if job_ids is not None:
-                q = q.where(Job.id.in_(list(job_ids)))
+                q = q.where(in_ids(conn, Job.id, list(job_ids)))
             q = q.order_by(Job.priority.desc(), Job.created_at, Job.id).limit(1)
             if is_postgres(conn):
                 q = q.with_for_update(skip_locked=True)

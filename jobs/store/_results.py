@@ -101,7 +101,7 @@ class ResultOps:
             stmt = stmt.on_conflict_do_update(
                 index_elements=["job_id", "sample_id"], set_={k: stmt.excluded[k] for k in _OVERWRITTEN}
             )
-            conn.execute(stmt, list(by_id.values()))
+            conn.execute(stmt, [by_id[k] for k in sorted(by_id)])  # key order: overlapping writers cannot deadlock
         return len(by_id)
 
     def done_sample_ids(self, job_id: str, include_errors: bool = True) -> set[str]:

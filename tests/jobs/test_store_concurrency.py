@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -83,3 +85,43 @@ def test_four_threads_claim_each_sqlite_job_exactly_once(sqlite_url: str) -> Non
             t.join(timeout=120)
         assert not errors, errors
         check_each_claimed_once(store, [c for r in results.values() for c in r])
+
+
+def run_threads(n: int, target: Callable[[int], Any]) -> list[Any]:
+    """Run ``target(i)`` in ``n`` threads at once; re-raise the first failure."""
+    out: list[Any] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            out[i] = target(i)
+        except BaseException as e:  # noqa: BLE001 - surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    if errors:
+        raise errors[0]
+    return out
+
+
+@pytest.mark.integration
+def test_concurrent_openers_and_submitters_do_not_race(store_url: str) -> None:
+    """Four stores open one empty database at once (one migrates, the others wait), then all
+    submit the same jobs in different orders: no error, one row per job."""
+    barrier = threading.Barrier(4)
+    rows = job_rows(100)
+
+    def open_and_submit(i: int) -> list[str]:
+        barrier.wait(timeout=30)
+        with Store(store_url) as store:
+            mine = random.Random(i).sample(rows, len(rows))
+            return store.submit_jobs(mine)
+
+    submitted = run_threads(4, open_and_submit)
+    assert all(sorted(ids) == sorted(r["id"] for r in rows) for ids in submitted)
+    with Store(store_url) as store:
+        assert len(store.list_jobs(status="queued")) == 100

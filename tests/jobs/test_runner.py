@@ -1,0 +1,136 @@
+"""The runner end to end with FakeVLM: queue -> Ray Data actor pool -> store, exactly once, resumable.
+
+These start a local Ray (in this process, or in a ``python -m jobs run`` subprocess), so
+they are integration tests: about a minute in all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from jobs.runner import run_spec
+from jobs.spec import parse_spec
+from jobs.store import Store
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[2]
+FIXTURES = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    import ray
+
+    from jobs import raycompat
+
+    raycompat.init()
+    yield
+    ray.shutdown()
+
+
+def spec_dict(tmp_path: Path, model: str, **over) -> dict:
+    return {"name": "t", "models": [model], "methods": ["none", "flowcut"], "budgets": [64],
+            "benchmarks": ["suite_pope", "suite_count"], "limit": 10, "store": f"sqlite:///{tmp_path}/s.db",
+            "resources": {"actors": 2, "cpus_per_actor": 0.5, "batch_size": 3}} | over  # fmt: skip
+
+
+def rows_per_sample(store: Store) -> Counter:
+    return Counter((r["job_id"], r["sample_id"]) for r in store.results())
+
+
+def test_sweep_stores_one_row_per_sample_and_a_rerun_reuses_everything(tmp_path: Path) -> None:
+    log = tmp_path / "answered.txt"
+    spec = parse_spec(spec_dict(tmp_path, f"fake:log={log}"))
+    ids = run_spec(spec)
+    store = Store(spec.store)
+    jobs = [store.get_job(i) for i in ids]
+    assert len(ids) == 4 and all(j is not None and j.status == "succeeded" for j in jobs)
+    counts = rows_per_sample(store)
+    assert len(counts) == 4 * 10 and set(counts.values()) == {1}
+    assert all(store.progress(i) == (10, 10) for i in ids)
+    answered = log.read_text().split()
+    run_spec(spec)  # the same spec again: every job is found finished, no sample is recomputed
+    assert log.read_text().split() == answered
+    assert rows_per_sample(store) == counts
+
+
+def test_a_crashing_batch_becomes_errored_rows_and_the_job_goes_on(tmp_path: Path) -> None:
+    spec = parse_spec(spec_dict(tmp_path, "fake:crash=10000003,mode=raise", methods=["none"],
+                                benchmarks=["suite_count"]))  # fmt: skip
+    [job_id] = run_spec(spec)
+    store = Store(spec.store)
+    rows = store.results(job_id)
+    errored = [r for r in rows if r["error"]]
+    assert len(rows) == 10 and 1 <= len(errored) <= 3  # the crashing sample's batch
+    assert any("FakeVLM crash on sample 10000003" in r["error"] for r in errored)
+    assert all(r["score"] is None for r in errored)
+    assert store.get_job(job_id).status == "succeeded"
+
+
+def test_sigkill_of_an_actor_still_ends_with_exactly_one_row_per_sample(tmp_path: Path) -> None:
+    marker = tmp_path / "killed-once"
+    spec = parse_spec(spec_dict(tmp_path, f"fake:crash=10000004,mode=kill,marker={marker}", methods=["none"],
+                                benchmarks=["suite_count"]))  # fmt: skip
+    [job_id] = run_spec(spec)
+    assert marker.exists(), "the actor really was killed"
+    store = Store(spec.store)
+    counts = rows_per_sample(store)
+    assert len(counts) == 10 and set(counts.values()) == {1}
+    assert not [r for r in store.results(job_id) if r["error"]]
+
+
+def test_a_corrupt_image_in_a_dataset_is_an_errored_row(tmp_path: Path) -> None:
+    spec = parse_spec(spec_dict(tmp_path, "fake", methods=["none"], benchmarks=["textvqa_val"], limit=None,
+                                data={"textvqa_val": str(FIXTURES / "textvqa_val.parquet")}))  # fmt: skip
+    [job_id] = run_spec(spec)
+    rows = Store(spec.store).results(job_id)
+    bad = [r for r in rows if r["error"]]
+    assert bad and all(r["error"].startswith("image") for r in bad)
+    assert len(rows) > len(bad)
+
+
+def test_killing_the_driver_then_rerunning_computes_only_the_missing_samples(tmp_path: Path) -> None:
+    log = tmp_path / "answered.txt"
+    spec_file = tmp_path / "spec.yaml"
+    import yaml
+
+    spec_file.write_text(
+        yaml.safe_dump(
+            spec_dict(
+                tmp_path,
+                f"fake:delay=0.3,log={log}",
+                methods=["none"],
+                benchmarks=["suite_count"],
+                limit=40,
+                resources={"actors": 1, "cpus_per_actor": 0.5, "batch_size": 2},
+            )
+        )
+    )
+    env = os.environ | {"FLOWCUT_LEASE_S": "4"}
+    cmd = [sys.executable, "-m", "jobs", "run", str(spec_file)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(store.results()) < 6:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
+    proc.wait()
+    before = {r["sample_id"] for r in store.results()}
+    assert 6 <= len(before) < 40, "killed mid-job"
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = store.results()
+    assert len(rows) == 40 and len({r["sample_id"] for r in rows}) == 40
+    # every sample stored before the kill went to the model once, in the first run only
+    answered = Counter(log.read_text().split())
+    assert all(answered[s] == 1 for s in before), "a stored sample was recomputed"
+    assert Store(f"sqlite:///{tmp_path}/s.db").list_jobs()[0].status == "succeeded"
