@@ -147,3 +147,44 @@ def rescore(parser: str = typer.Option(..., help="parser key, e.g. extract-yesno
         typer.echo(f"rescored {n} samples with {key}")
     except FlowcutError as e:
         _fail(e)
+
+
+@app.command("serve")
+def serve_cmd(
+    store: str | None = typer.Option(None, help=STORE_HELP),
+    host: str = typer.Option("127.0.0.1", help="bind address (0.0.0.0 exposes it: set FLOWCUT_API_TOKEN)"),
+    port: int = typer.Option(8000),
+) -> None:
+    """Run the Ray Serve application: job API and live pruned-VLM queries (OpenAPI at /docs)."""
+    from . import raycompat
+    from .serve import build
+    from .spec import DEFAULT_STORE, open_store
+
+    try:
+        open_store(store or DEFAULT_STORE).close()  # fail fast on a bad URL, before Ray starts
+    except FlowcutError as e:
+        _fail(e)
+    raycompat.init()
+    typer.echo(f"serving on http://{host}:{port} (docs at /docs)")
+    raycompat.serve_run(build(store or DEFAULT_STORE), host, port, blocking=True)
+
+
+@app.command()
+def work(
+    store: str | None = typer.Option(None, help=STORE_HELP),
+    actors: int = typer.Option(1, min=1),
+    cpus_per_actor: float = typer.Option(0.5),
+    gpus_per_actor: float = typer.Option(0.0),
+    batch_size: int = typer.Option(4, min=1),
+) -> None:
+    """Run queued jobs from any spec (submitted by ``submit`` or the API) until the queue is empty."""
+    from .runner import run_queue
+    from .spec import DEFAULT_STORE, Resources
+
+    try:
+        res = Resources(actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                        batch_size=batch_size)  # fmt: skip
+        n = run_queue(store or DEFAULT_STORE, res)
+        typer.echo(f"ran {n} jobs")
+    except FlowcutError as e:
+        _fail(e)

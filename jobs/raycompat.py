@@ -45,3 +45,11 @@ def quiet_progress() -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+
+
+def serve_run(app: Any, host: str, port: int, blocking: bool) -> None:
+    """Start Serve's HTTP proxy on ``host:port`` (127.0.0.1 unless told) and deploy ``app``."""
+    from ray import serve
+
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(app, name="flowcut", route_prefix="/", blocking=blocking)

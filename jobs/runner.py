@@ -25,7 +25,7 @@ from tqdm import tqdm
 from flowcut.tasks.registry import get_spec, load_examples
 
 from .evaluate import EvalActor, error_row, to_item
-from .spec import SweepSpec, expand, open_store
+from .spec import Resources, SweepSpec, expand, open_store
 from .store import Store
 
 LEASE_S = float(os.environ.get("FLOWCUT_LEASE_S", "60"))  # a dead driver's jobs return to the queue after this
@@ -73,13 +73,17 @@ class Heartbeat(threading.Thread):
                     self.lost.add(jid)
 
 
-def claim_round(store: Store, owner: str, ids: list[str], size: int) -> list[Any]:
-    """Claim up to ``size`` jobs of one model (an actor loads its model once per round)."""
+def claim_round(store: Store, owner: str, ids: list[str] | None, size: int) -> list[Any]:
+    """Claim up to ``size`` jobs of one model (an actor loads its model once per round).
+
+    ``ids`` None: any queued job, whatever spec submitted it.
+    """
     first = store.claim(owner, LEASE_S, job_ids=ids)
     if first is None:
         return []
     jobs = [first]
-    same = [j.id for j in (store.get_job(i) for i in ids) if j is not None and j.model == first.model]
+    pool = [store.get_job(i) for i in ids] if ids is not None else store.list_jobs(status="queued")
+    same = [j.id for j in pool if j is not None and j.model == first.model]
     while len(jobs) < size:
         nxt = store.claim(owner, LEASE_S, job_ids=same)
         if nxt is None:
@@ -88,7 +92,7 @@ def claim_round(store: Store, owner: str, ids: list[str], size: int) -> list[Any
     return jobs
 
 
-def run_round(store: Store, jobs: list[Any], owner: str, spec: SweepSpec) -> set[str]:
+def run_round(store: Store, jobs: list[Any], owner: str, res: Resources) -> set[str]:
     """Evaluate every missing sample of ``jobs`` through one actor pool; returns the jobs that failed."""
     import ray
 
@@ -111,7 +115,6 @@ def run_round(store: Store, jobs: list[Any], owner: str, spec: SweepSpec) -> set
                mininterval=0.2 if sys.stderr.isatty() else 10.0)  # fmt: skip
     beat = Heartbeat(store, [j.id for j in jobs], owner)
     if items:
-        res = spec.resources
         gpus = res.gpus_per_actor if ray.cluster_resources().get("GPU", 0) else 0.0
         actors = min(res.actors, len(items))  # no idle actors for a handful of samples
         ds = ray.data.from_items(items, override_num_blocks=max(actors, min(len(items), 8 * actors)))
@@ -143,34 +146,45 @@ def run_round(store: Store, jobs: list[Any], owner: str, spec: SweepSpec) -> set
     return set(beat.lost)
 
 
-def run_spec(
-    spec: SweepSpec, log: Callable[[str], None] = print, poll_s: float = 2.0, round_size: int = 64
-) -> list[str]:
+def run_spec(spec: SweepSpec, log: Callable[[str], None] = print, round_size: int = 64) -> list[str]:
     """Submit the spec's jobs and run every one that is missing; returns the job ids."""
+    store = open_store(spec.store)
+    ids = store.submit_jobs([c.row(spec.max_attempts) for c in expand(spec)], priority=spec.priority)
+    ensure_suite(spec.benchmarks)
+    drain(store, ids, spec.resources, log, round_size)
+    return ids
+
+
+def run_queue(store_url: str, res: Resources, log: Callable[[str], None] = print, round_size: int = 64) -> int:
+    """Run whatever is queued (any spec) until the queue is empty; returns how many jobs ran."""
+    store = open_store(store_url)
+    ensure_suite(sorted({j.benchmark for j in store.list_jobs(status="queued")}))
+    return drain(store, None, res, log, round_size, wait=False)
+
+
+def drain(store: Store, ids: list[str] | None, res: Resources, log: Callable[[str], None], round_size: int,
+          wait: bool = True, poll_s: float = 2.0) -> int:  # fmt: skip
+    """Claim and run rounds until nothing is left; with ``wait``, also outwait others' running jobs."""
     from . import raycompat
 
-    store = open_store(spec.store)
-    configs = expand(spec)
-    ids = store.submit_jobs([c.row(spec.max_attempts) for c in configs], priority=spec.priority)
-    ensure_suite(spec.benchmarks)
     raycompat.init()
     raycompat.quiet_progress()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    env = environment("cuda" if spec.resources.gpus_per_actor else "cpu")
+    env = environment("cuda" if res.gpus_per_actor else "cpu")
+    ran = 0
     while True:
         jobs = claim_round(store, owner, ids, round_size)
         if not jobs:
-            pending = [
-                j for j in (store.get_job(i) for i in ids) if j is not None and j.status in ("queued", "running")
-            ]
-            if not pending:
-                break
+            mine = [store.get_job(i) for i in ids] if ids is not None else []
+            if not wait or not [j for j in mine if j is not None and j.status in ("queued", "running")]:
+                return ran
             time.sleep(poll_s)  # others hold them; wait for them to finish or their leases to expire
             continue
+        ran += len(jobs)
         for job in jobs:
             store.record_environment(job.id, owner, env)
         try:
-            lost = run_round(store, jobs, owner, spec)
+            lost = run_round(store, jobs, owner, res)
         except Exception as e:  # noqa: BLE001 - recorded on the jobs; the sweep goes on with the others
             reason = f"{type(e).__name__}: {e}".splitlines()[0][:1000]
             for job in jobs:
@@ -185,4 +199,3 @@ def run_spec(
                 store.complete(job.id, owner)
             else:
                 store.fail(job.id, owner, f"{done} of {total} samples stored")
-    return ids
