@@ -103,14 +103,16 @@ def cancel(job_id: str, store: str | None = typer.Option(None, help=STORE_HELP))
 
 @app.command()
 def results(spec: str | None = None, store: str | None = typer.Option(None, help=STORE_HELP),
-            as_json: bool = typer.Option(False, "--json")) -> None:  # fmt: skip
+            as_json: bool = typer.Option(False, "--json"), markdown: bool = False) -> None:  # fmt: skip
     """Accuracy per model x method x budget x benchmark, and relative to the unpruned model."""
-    from .report import job_summaries, relative_table
+    from .report import job_summaries, markdown_table, relative_table
 
     try:
         rows = job_summaries(_store(store), spec)
         if as_json:
             typer.echo(json.dumps(rows, default=str))
+        elif markdown:
+            typer.echo(markdown_table(rows))
         else:
             Console().print(relative_table(rows))
     except FlowcutError as e:

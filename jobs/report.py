@@ -46,3 +46,13 @@ def relative_table(summaries: list[dict[str, Any]]) -> Table:
                       *[f"{accs[b]:.1f}" if b in accs else "-" for b in benches],
                       f"{sum(rels) / len(rels):.1f}" if rels else "-")  # fmt: skip
     return table
+
+
+def markdown_table(summaries: list[dict[str, Any]]) -> str:
+    """The same table as :func:`relative_table`, as Markdown (for README / BENCHMARKS.md)."""
+    table = relative_table(summaries)
+    cols = [c.header for c in table.columns]
+    cells = [list(c.cells) for c in table.columns]
+    lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(col[i]) for col in cells) + " |" for i in range(len(cells[0]) if cells else 0)]
+    return "\n".join(lines)

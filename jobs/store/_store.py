@@ -7,10 +7,11 @@ from types import TracebackType
 from ._engine import open_engine
 from ._environment import EnvironmentOps
 from ._queue import QueueOps
+from ._reads import ReadOps
 from ._results import ResultOps
 
 
-class Store(QueueOps, ResultOps, EnvironmentOps):
+class Store(QueueOps, ResultOps, EnvironmentOps, ReadOps):
     """The SQL store: job queue, runs and their environments, and per-sample results.
 
     Opening it upgrades the schema to the newest migration, so a new SQLite file or an empty

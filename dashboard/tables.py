@@ -1,0 +1,142 @@
+"""The dashboard's tables as pure pandas: per-job accuracy, the leaderboard, trade-off points, the papers' rows.
+
+Accuracy is the mean per-sample score over the scored samples of a job, in % (errored samples are
+counted apart, never as wrong), as ``jobs/report.py`` prints it. "rel %" is the papers' "Avg." column:
+the mean over benchmarks of method / unpruned x 100 (FlowCut, Table 1 caption), each benchmark
+counted once, over the benchmarks that both have.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .stats import pareto_front
+
+KEYS = ["model", "method", "budget"]
+BASELINE = "none"  # the unpruned model: budget 0, every visual token
+REL = "avg rel %"
+MEASURED, REPORTED = "measured", "reported (paper)"
+# paper-results.csv benchmark names -> registry names; the rest (MMB-CN, SEED, ...) we do not run
+PAPER_BENCHMARKS = {
+    "GQA": "gqa", "POPE": "pope", "MME": "mme", "SQA": "scienceqa_img", "MMB": "mmbench_en_dev",
+    "TextVQA": "textvqa_val", "VQAv2": "vqav2_val",
+}  # fmt: skip
+PAPER_METRICS = ("accuracy", "score", "mme_score")
+
+
+def job_accuracy(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per model x method x budget x benchmark: n scored, errors, accuracy % and mean costs.
+
+    Args:
+        results: ``Store.results_frame()`` rows.
+    """
+    cols = [*KEYS, "benchmark", "n", "errors", "accuracy", "total_ms", "prefill_ms", "flops", "tokens_layer_avg"]
+    if results.empty:
+        return pd.DataFrame(columns=cols)
+    r = results.assign(
+        ok=results["error"].isna() & results["score"].notna(),
+        errored=results["error"].notna(),
+    )
+    scored = r[r["ok"]]
+    g = scored.groupby([*KEYS, "benchmark"])
+    out = g.agg(
+        n=("score", "size"), accuracy=("score", "mean"), total_ms=("total_ms", "mean"),
+        prefill_ms=("prefill_ms", "mean"), flops=("flops", "mean"), tokens_layer_avg=("tokens_layer_avg", "mean"),
+    )  # fmt: skip
+    errors = r.groupby([*KEYS, "benchmark"])["errored"].sum().rename("errors")
+    out = out.join(errors, how="outer").reset_index()
+    out["n"] = out["n"].fillna(0).astype(int)
+    out["errors"] = out["errors"].astype(int)
+    out["accuracy"] = out["accuracy"] * 100
+    return out[cols]
+
+
+def _relative(long: pd.DataFrame, group: list[str]) -> pd.Series:
+    """Per row of ``long`` (``group`` + benchmark + accuracy): accuracy / baseline accuracy x 100."""
+    base_keys = [k for k in group if k not in ("method", "budget", "tokens")] + ["benchmark"]
+    base = long[long["method"] == BASELINE].groupby(base_keys)["accuracy"].mean().rename("base")
+    joined = long.join(base, on=base_keys)
+    rel = joined["accuracy"] / joined["base"] * 100
+    return rel.where(joined["base"] > 0)
+
+
+def leaderboard(acc: pd.DataFrame, benchmarks: list[str], group: list[str] | None = None) -> pd.DataFrame:
+    """Methods x budgets: one accuracy column per benchmark and ``REL``, sorted by model, budget, method.
+
+    Args:
+        acc: ``job_accuracy`` rows (or ``paper_long`` rows with ``group`` naming their extra keys).
+        benchmarks: the columns to show, in order; ``REL`` averages over these only.
+        group: row keys (default ``KEYS``).
+    """
+    group = group or KEYS
+    long = acc[acc["benchmark"].isin(benchmarks)].copy()
+    if long.empty:
+        return pd.DataFrame(columns=[*group, *benchmarks, REL])
+    long["rel"] = _relative(long, group)
+    wide = long.pivot_table(index=group, columns="benchmark", values="accuracy", aggfunc="mean", dropna=False)
+    wide = wide.reindex(columns=[b for b in benchmarks if b in wide.columns])
+    wide[REL] = long.groupby(group)["rel"].mean()
+    wide = wide.dropna(how="all").reset_index()
+    wide.columns.name = None
+    return wide.sort_values([*[k for k in group if k != "method"], "method"], kind="stable", ignore_index=True)
+
+
+def tradeoffs(acc: pd.DataFrame) -> pd.DataFrame:
+    """Per model x method x budget: mean accuracy and costs over benchmarks, speed-ups, Pareto flags.
+
+    Speed-up = the unpruned model's mean latency (or FLOPs) / this one's, over the same benchmarks
+    averaged alike. ``pareto_ms`` / ``pareto_flops``: on the front of accuracy vs that cost, per model.
+    """
+    cols = [*KEYS, "accuracy", REL, "total_ms", "prefill_ms", "flops", "speedup", "prefill_speedup",
+            "flops_reduction", "pareto_ms", "pareto_flops"]  # fmt: skip
+    if acc.empty:
+        return pd.DataFrame(columns=cols)
+    long = acc.copy()
+    long["rel"] = _relative(long, KEYS)
+    pts = long.groupby(KEYS).agg(
+        accuracy=("accuracy", "mean"), rel=("rel", "mean"), total_ms=("total_ms", "mean"),
+        prefill_ms=("prefill_ms", "mean"), flops=("flops", "mean"),
+    ).reset_index().rename(columns={"rel": REL})  # fmt: skip
+    base = pts[pts["method"] == BASELINE].groupby("model")[["total_ms", "prefill_ms", "flops"]].mean()
+    b = base.reindex(pts["model"]).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pts["speedup"] = b[:, 0] / pts["total_ms"].to_numpy()
+        pts["prefill_speedup"] = b[:, 1] / pts["prefill_ms"].to_numpy()
+        pts["flops_reduction"] = b[:, 2] / pts["flops"].to_numpy()
+    for cost, flag in (("total_ms", "pareto_ms"), ("flops", "pareto_flops")):
+        pts[flag] = False
+        for _, part in pts.groupby("model"):
+            pts.loc[part.index, flag] = pareto_front(part[cost].to_numpy(), part["accuracy"].to_numpy())
+    return pts[cols].replace([np.inf, -np.inf], np.nan)
+
+
+def paper_long(paper: pd.DataFrame) -> pd.DataFrame:
+    """paper-results.csv rows in ``job_accuracy``'s shape, for the benchmarks we run.
+
+    Methods are lower-cased ("Vanilla" becomes ``BASELINE``), the vanilla token count becomes budget 0
+    (as our unpruned jobs), a percent budget (Qwen2-VL) stays NaN; ``tokens`` keeps the printed count.
+    ``paper_rel`` is the paper's own "Avg." (over all of its benchmarks, not only these).
+    """
+    p = paper[paper["metric"].isin(PAPER_METRICS) & paper["benchmark"].isin(PAPER_BENCHMARKS)]
+    out = pd.DataFrame({
+        "paper": p["paper"], "table": p["table"], "model": p["model"],
+        "method": p["method"].str.lower().replace({"vanilla": BASELINE}),
+        "budget": pd.to_numeric(p["visual_tokens"], errors="coerce"),
+        "tokens": p["visual_tokens"].astype(str), "benchmark": p["benchmark"].map(PAPER_BENCHMARKS),
+        "accuracy": pd.to_numeric(p["value"], errors="coerce"),
+    })  # fmt: skip
+    out.loc[out["method"] == BASELINE, "budget"] = 0
+    avg = paper[paper["benchmark"] == "avg_relative"].assign(method=lambda d: d["method"].str.lower())
+    avg = avg.assign(method=avg["method"].replace({"vanilla": BASELINE}), tokens=avg["visual_tokens"].astype(str))
+    avg = avg.groupby(["paper", "table", "model", "method", "tokens"])["value"].first().rename("paper_rel")
+    return out.join(pd.to_numeric(avg), on=["paper", "table", "model", "method", "tokens"])
+
+
+def paper_leaderboard(long: pd.DataFrame, benchmarks: list[str]) -> pd.DataFrame:
+    """``leaderboard`` of the papers' rows, keyed by paper, table, model, method, budget, with ``paper_rel``."""
+    group = ["paper", "table", "model", "method", "budget", "tokens"]
+    long = long.assign(budget=long["budget"].fillna(-1))  # pivot keys may not be NaN
+    wide = leaderboard(long, benchmarks, group)
+    wide = wide.join(long.groupby(group)["paper_rel"].first(), on=group)
+    return wide.assign(budget=wide["budget"].replace(-1, np.nan), source=REPORTED)

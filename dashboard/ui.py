@@ -1,0 +1,88 @@
+"""Pieces every page shares: the guard that shows a friendly empty state, and the sidebar filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from flowcut.errors import FlowcutError
+
+from . import queries
+
+RUN_COMMANDS = """bash scripts/run.sh                           # the README's main command
+python -m jobs run jobs/specs/default.yaml   # the default sweep into sqlite:///results/flowcut.db"""
+
+
+def empty_state(headline: str) -> None:
+    """A friendly note with the commands that fill the store, instead of an error."""
+    st.info(headline)
+    st.markdown("Fill the store by running the evaluation:")
+    st.code(RUN_COMMANDS, language="bash")
+    st.caption(
+        f"Store: `{queries.display_url()}`; choose another with "
+        "`streamlit run dashboard/app.py -- --store URL` or `FLOWCUT_STORE=URL`."
+    )
+
+
+def require_jobs() -> dict[str, int]:
+    """Jobs per status; stops the page with the empty state when the store is missing, unreadable or empty."""
+    missing = queries.missing_file()
+    if missing is not None:
+        empty_state(f"No store at `{missing}` yet.")
+        st.stop()
+    try:
+        counts = queries.status_counts()
+    except FlowcutError as e:
+        st.error(f"Cannot open the store: {e}")
+        st.stop()
+    if sum(counts.values()) == 0:
+        empty_state("The store has no jobs yet.")
+        st.stop()
+    return counts
+
+
+def require_results() -> pd.DataFrame:
+    """``queries.accuracy()``; stops with the empty state while no job has written a result."""
+    require_jobs()
+    acc = queries.accuracy()
+    if acc.empty:
+        empty_state("No results yet: the jobs are queued or running (see the Jobs page).")
+        st.stop()
+    return acc
+
+
+def budget_label(budget: float) -> str:
+    return "all (unpruned)" if budget == 0 else f"{budget:g}"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The sidebar's selection; ``apply`` keeps the rows inside it."""
+
+    models: list[str]
+    benchmarks: list[str]
+    budgets: list[int]
+    methods: list[str]
+
+    def apply(self, df: pd.DataFrame, *, keep_baseline: bool = False) -> pd.DataFrame:
+        """Rows inside the selection; ``keep_baseline``: the unpruned rows whatever the budget filter says."""
+        inside = df["budget"].isin(self.budgets) | (keep_baseline & (df["method"] == "none"))
+        mask = df["model"].isin(self.models) & df["method"].isin(self.methods) & inside
+        return df[mask & df["benchmark"].isin(self.benchmarks)] if "benchmark" in df else df[mask]
+
+
+def sidebar_filters(acc: pd.DataFrame) -> Filters:
+    """Multiselects for model, benchmark, budget and method over what ``acc`` holds (all selected at first)."""
+
+    def pick(label: str, values: list, **kw: object) -> list:
+        return st.sidebar.multiselect(label, values, default=values, key=f"filter_{label}", **kw)  # type: ignore[arg-type]
+
+    st.sidebar.header("Filters")
+    return Filters(
+        models=pick("model", sorted(acc["model"].unique())),
+        benchmarks=pick("benchmark", sorted(acc["benchmark"].unique())),
+        budgets=pick("budget", sorted(int(b) for b in acc["budget"].unique()), format_func=budget_label),
+        methods=pick("method", sorted(acc["method"].unique())),
+    )
