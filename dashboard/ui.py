@@ -73,8 +73,12 @@ class Filters:
         return df[mask & df["benchmark"].isin(self.benchmarks)] if "benchmark" in df else df[mask]
 
 
-def sidebar_filters(acc: pd.DataFrame) -> Filters:
-    """Multiselects for model, benchmark, budget and method over what ``acc`` holds (all selected at first)."""
+def sidebar_filters(acc: pd.DataFrame, more_benchmarks: tuple[str, ...] = ()) -> Filters:
+    """Multiselects for model, benchmark, budget and method over what ``acc`` holds (all selected at first).
+
+    Args:
+        more_benchmarks: benchmark options besides ours (the papers' reported ones).
+    """
 
     def pick(label: str, values: list, **kw: object) -> list:
         return st.sidebar.multiselect(label, values, default=values, key=f"filter_{label}", **kw)  # type: ignore[arg-type]
@@ -82,7 +86,7 @@ def sidebar_filters(acc: pd.DataFrame) -> Filters:
     st.sidebar.header("Filters")
     return Filters(
         models=pick("model", sorted(acc["model"].unique())),
-        benchmarks=pick("benchmark", sorted(acc["benchmark"].unique())),
+        benchmarks=pick("benchmark", sorted(set(acc["benchmark"]) | set(more_benchmarks))),
         budgets=pick("budget", sorted(int(b) for b in acc["budget"].unique()), format_func=budget_label),
         methods=pick("method", sorted(acc["method"].unique())),
     )
