@@ -75,7 +75,7 @@ def leaderboard(acc: pd.DataFrame, benchmarks: list[str], group: list[str] | Non
         return pd.DataFrame(columns=[*group, *benchmarks, REL])
     long["rel"] = _relative(long, group)
     wide = long.pivot_table(index=group, columns="benchmark", values="accuracy", aggfunc="mean", dropna=False)
-    wide = wide.reindex(columns=[b for b in benchmarks if b in wide.columns])
+    wide = wide.reindex(columns=benchmarks)  # a benchmark without rows stays, as an empty column
     wide[REL] = long.groupby(group)["rel"].mean()
     wide = wide.dropna(how="all").reset_index()
     wide.columns.name = None

@@ -22,6 +22,13 @@ from flowcut.errors import FlowcutError
 DEFAULT_STORE = "sqlite:///results/flowcut.db"
 
 
+def _known(names: list[str], registry: dict[str, Any], what: str) -> list[str]:
+    for n in names:
+        if n not in registry:
+            raise ValueError(f"unknown {what} {n!r} (allowed: {', '.join(sorted(registry))})")
+    return names
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,10 +71,7 @@ class SweepSpec(Strict):
     def _known_methods(cls, v: list[str]) -> list[str]:
         from flowcut.methods import METHODS
 
-        for m in v:
-            if m not in METHODS:
-                raise ValueError(f"unknown method {m!r} (allowed: {', '.join(sorted(METHODS))})")
-        return v
+        return _known(v, METHODS, "method")
 
     @field_validator("budgets")
     @classmethod
@@ -82,10 +86,7 @@ class SweepSpec(Strict):
     def _known_benchmarks(cls, v: list[str]) -> list[str]:
         from flowcut.tasks.registry import BENCHMARKS
 
-        for b in v:
-            if b not in BENCHMARKS:
-                raise ValueError(f"unknown benchmark {b!r} (allowed: {', '.join(sorted(BENCHMARKS))})")
-        return v
+        return _known(v, BENCHMARKS, "benchmark")
 
     @field_validator("method_options")
     @classmethod
