@@ -2,7 +2,9 @@
 
     streamlit run dashboard/app.py -- --store sqlite:///results/flowcut.db   # or FLOWCUT_STORE=URL
 
-Read-only over the store (``jobs.store``); every page reads through ``dashboard.queries``.
+Read-only over the store (``jobs.store``); every page reads through ``dashboard.queries``. The pages live
+in ``views/``, not ``pages/``: Streamlit still serves a ``pages/`` folder's files on their own at their
+URLs (``/jobs``), bypassing this script and its ``st.navigation``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from dashboard import queries  # noqa: E402
 
 st.set_page_config(page_title="FlowCut results", layout="wide")
 PAGES = [
-    st.Page("pages/leaderboard.py", title="Leaderboard", default=True),
-    st.Page("pages/tradeoffs.py", title="Trade-offs"),
-    st.Page("pages/jobs.py", title="Jobs"),
-    st.Page("pages/samples.py", title="Samples"),
-    st.Page("pages/uncertainty.py", title="Uncertainty"),
+    st.Page("views/leaderboard.py", title="Leaderboard", default=True),
+    st.Page("views/tradeoffs.py", title="Trade-offs"),
+    st.Page("views/jobs.py", title="Jobs"),
+    st.Page("views/samples.py", title="Samples"),
+    st.Page("views/uncertainty.py", title="Uncertainty"),
 ]
 page = st.navigation(PAGES)
 st.sidebar.caption(f"store: `{queries.display_url()}`")

@@ -51,29 +51,46 @@ def _store(url: str) -> Store:
     return Store(url)
 
 
-def store() -> Store:
-    """The store, opened once per URL and process (raises ``FlowcutError`` when it cannot be opened)."""
-    return _store(store_url())
-
-
 @st.cache_data(ttl=RESULTS_TTL_S, show_spinner="Reading results...")
-def _results(url: str) -> pd.DataFrame:
-    return _store(url).results_frame()
+def _results(url: str, finished_only: bool) -> pd.DataFrame:
+    res = _store(url).results_frame()
+    return res[res["status"] == "succeeded"].reset_index(drop=True) if finished_only else res
 
 
-def results() -> pd.DataFrame:
-    """Every result row joined with its job (``Store.results_frame``), without ``extra``."""
-    return _results(store_url())
+def results(finished_only: bool = True) -> pd.DataFrame:
+    """Result rows joined with their jobs (``Store.results_frame``, no ``extra``); ``finished_only``:
+    of succeeded jobs only (a running job's first samples are not its accuracy)."""
+    return _results(store_url(), finished_only)
 
 
 @st.cache_data(ttl=RESULTS_TTL_S, show_spinner=False)
-def _accuracy(url: str) -> pd.DataFrame:
-    return tables.job_accuracy(_results(url))
+def _accuracy(url: str, finished_only: bool) -> pd.DataFrame:
+    return tables.job_accuracy(_results(url, finished_only))
 
 
-def accuracy() -> pd.DataFrame:
+def accuracy(finished_only: bool = True) -> pd.DataFrame:
     """Accuracy and mean costs per model x method x budget x benchmark (``tables.job_accuracy``)."""
-    return _accuracy(store_url())
+    return _accuracy(store_url(), finished_only)
+
+
+@st.cache_data(ttl=RESULTS_TTL_S, show_spinner="Bootstrapping...")
+def _accuracy_intervals(url: str, finished_only: bool) -> pd.DataFrame:
+    return tables.accuracy_intervals(_results(url, finished_only))
+
+
+def accuracy_intervals(finished_only: bool = True) -> pd.DataFrame:
+    """Bootstrap intervals of every accuracy (``tables.accuracy_intervals``)."""
+    return _accuracy_intervals(store_url(), finished_only)
+
+
+@st.cache_data(ttl=RESULTS_TTL_S, show_spinner="Bootstrapping...")
+def _difference_intervals(url: str, finished_only: bool, model: str, a: str, b: str, budget: int) -> pd.DataFrame:
+    return tables.difference_intervals(_results(url, finished_only), model, a, b, budget)
+
+
+def difference_intervals(model: str, a: str, b: str, budget: int, finished_only: bool = True) -> pd.DataFrame:
+    """Per benchmark, the paired bootstrap interval of method ``a`` minus ``b`` (``tables.difference_intervals``)."""
+    return _difference_intervals(store_url(), finished_only, model, a, b, budget)
 
 
 @st.cache_data(ttl=JOBS_TTL_S, show_spinner=False)

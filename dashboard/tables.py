@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .stats import pareto_front
+from .stats import bootstrap_ci, bootstrap_diff_ci, pareto_front
 
 KEYS = ["model", "method", "budget"]
 BASELINE = "none"  # the unpruned model: budget 0, every visual token
@@ -140,3 +140,36 @@ def paper_leaderboard(long: pd.DataFrame, benchmarks: list[str]) -> pd.DataFrame
     wide = leaderboard(long, benchmarks, group)
     wide = wide.join(long.groupby(group)["paper_rel"].first(), on=group)
     return wide.assign(budget=wide["budget"].replace(-1, np.nan), source=REPORTED)
+
+
+def _scored(results: pd.DataFrame) -> pd.DataFrame:
+    return results[results["error"].isna() & results["score"].notna()]
+
+
+def accuracy_intervals(results: pd.DataFrame) -> pd.DataFrame:
+    """Per model x method x budget x benchmark: accuracy % with its bootstrap interval (``stats.bootstrap_ci``)."""
+    rows = []
+    for key, part in _scored(results).groupby([*KEYS, "benchmark"]):
+        ci = bootstrap_ci(part["score"].to_numpy())
+        rows.append((*key, 100 * ci.estimate, 100 * ci.low, 100 * ci.high, ci.n))
+    return pd.DataFrame(rows, columns=[*KEYS, "benchmark", "accuracy", "low", "high", "n"])
+
+
+def difference_intervals(results: pd.DataFrame, model: str, a: str, b: str, budget: int) -> pd.DataFrame:
+    """Per benchmark: accuracy of method ``a`` minus ``b`` in points, paired on the samples both scored.
+
+    ``budget`` applies to pruned methods; ``BASELINE`` is always at 0 (every token).
+    """
+    res = _scored(results)
+
+    def side(method: str) -> pd.Series:
+        want = 0 if method == BASELINE else budget
+        mine = res[(res["model"] == model) & (res["method"] == method) & (res["budget"] == want)]
+        return mine.set_index(["benchmark", "sample_id"])["score"]
+
+    paired = pd.concat({"a": side(a), "b": side(b)}, axis=1, join="inner")
+    rows = []
+    for bench, part in paired.groupby(level="benchmark"):
+        ci = bootstrap_diff_ci(part["a"].to_numpy(), part["b"].to_numpy(), paired=True)
+        rows.append((bench, 100 * ci.estimate, 100 * ci.low, 100 * ci.high, ci.n, ci.low > 0 or ci.high < 0))
+    return pd.DataFrame(rows, columns=["benchmark", "A - B", "low", "high", "pairs", "excludes 0"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -11,6 +13,7 @@ from flowcut.errors import FlowcutError
 
 from . import queries
 
+UNFINISHED_KEY = "filter_unfinished"
 RUN_COMMANDS = """bash scripts/run.sh                           # the README's main command
 python -m jobs run jobs/specs/default.yaml   # the default sweep into sqlite:///results/flowcut.db"""
 
@@ -43,12 +46,19 @@ def require_jobs() -> dict[str, int]:
     return counts
 
 
+def finished_only() -> bool:
+    """The sidebar's choice: results of succeeded jobs only (the default), or of unfinished ones too."""
+    return not st.session_state.get(UNFINISHED_KEY, False)
+
+
 def require_results() -> pd.DataFrame:
-    """``queries.accuracy()``; stops with the empty state while no job has written a result."""
+    """``queries.accuracy()`` under the sidebar's unfinished-jobs toggle; stops with the empty state while
+    there is no result to show."""
     require_jobs()
-    acc = queries.accuracy()
+    st.sidebar.toggle("include unfinished jobs", key=UNFINISHED_KEY, help="running, failed or cancelled jobs' rows")
+    acc = queries.accuracy(finished_only())
     if acc.empty:
-        empty_state("No results yet: the jobs are queued or running (see the Jobs page).")
+        empty_state("No finished results yet: the jobs are queued or running (see the Jobs page).")
         st.stop()
     return acc
 
@@ -67,21 +77,26 @@ class Filters:
     methods: list[str]
 
     def apply(self, df: pd.DataFrame, *, keep_baseline: bool = False) -> pd.DataFrame:
-        """Rows inside the selection; ``keep_baseline``: the unpruned rows whatever the budget filter says."""
-        inside = df["budget"].isin(self.budgets) | (keep_baseline & (df["method"] == "none"))
-        mask = df["model"].isin(self.models) & df["method"].isin(self.methods) & inside
+        """Rows inside the selection; ``keep_baseline``: also the unpruned rows of the selected models and
+        benchmarks, whatever the method and budget filters say (relative % and speed-ups divide by them)."""
+        chosen = df["method"].isin(self.methods) & df["budget"].isin(self.budgets)
+        mask = df["model"].isin(self.models) & (chosen | (keep_baseline & (df["method"] == "none")))
         return df[mask & df["benchmark"].isin(self.benchmarks)] if "benchmark" in df else df[mask]
 
 
 def sidebar_filters(acc: pd.DataFrame, more_benchmarks: tuple[str, ...] = ()) -> Filters:
-    """Multiselects for model, benchmark, budget and method over what ``acc`` holds (all selected at first).
+    """Multiselects for model, benchmark, budget and method; an empty one means all, so what a running
+    sweep adds later is shown too.
 
     Args:
         more_benchmarks: benchmark options besides ours (the papers' reported ones).
     """
 
-    def pick(label: str, values: list, **kw: object) -> list:
-        return st.sidebar.multiselect(label, values, default=values, key=f"filter_{label}", **kw)  # type: ignore[arg-type]
+    def pick(label: str, values: list, format_func: Callable[[Any], str] = str) -> list:
+        chosen = st.sidebar.multiselect(
+            label, values, key=f"filter_{label}", placeholder="all", format_func=format_func
+        )
+        return list(chosen) or values
 
     st.sidebar.header("Filters")
     return Filters(

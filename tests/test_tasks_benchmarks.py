@@ -262,3 +262,12 @@ def test_suite_benchmarks_score_their_own_answers(task: str, suite_root: Path) -
     assert result[headline] == pytest.approx(perfect)
     with pytest.raises(FlowcutError, match="split"):
         load_benchmark(name, split="validation")
+
+
+def test_example_ids_are_unique_even_where_mme_pairs_share_a_question_id() -> None:
+    from flowcut.tasks.registry import load_examples
+
+    exs = load_examples("mme", path=Path(__file__).parent / "data" / "mme.parquet")
+    ids = [e.id for e in exs]
+    assert len(set(ids)) == len(ids)
+    assert len({e.meta["pair"] for e in exs}) < len(exs), "pairs still share their pair key for acc+"

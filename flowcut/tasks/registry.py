@@ -192,7 +192,16 @@ def load_examples(name: str, split: str | None = None, path: str | Path | None =
                   limit: int | None = None) -> list[Example]:  # fmt: skip
     """``load_benchmark`` then ``to_example`` on every row (errored rows included, with ``error`` set)."""
     spec = get_spec(name)
-    return [to_example(spec, row, i) for i, row in enumerate(load_benchmark(name, split, path, limit))]
+    examples = [to_example(spec, row, i) for i, row in enumerate(load_benchmark(name, split, path, limit))]
+    # results are keyed by (job, sample id): ids must be unique, but MME's two questions per
+    # image share their question_id, so later repeats get "#<k>" (stable for a given dataset)
+    seen: dict[str, int] = {}
+    for ex in examples:
+        k = seen.get(ex.id, 0)
+        seen[ex.id] = k + 1
+        if k:
+            ex.id = f"{ex.id}#{k}"
+    return examples
 
 
 def score(

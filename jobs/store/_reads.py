@@ -7,6 +7,7 @@ pandas DataFrame with stable columns, so an empty store gives an empty frame, ne
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, case, func, select
@@ -43,7 +44,7 @@ class ReadOps:
         Returns:
             Columns ``FRAME_RESULT_COLUMNS`` + ``JOB_KEYS`` + ``status`` (+ ``extra``), ordered by job and sample.
         """
-        cols = [Result.__table__.c[k] for k in FRAME_RESULT_COLUMNS] + [Job.__table__.c[k] for k in JOB_KEYS]
+        cols: list[Any] = [Result.__table__.c[k] for k in FRAME_RESULT_COLUMNS] + [Job.__table__.c[k] for k in JOB_KEYS]
         cols += [Job.status] + ([Result.extra] if with_extra else [])
         q = select(*cols).join(Job, Job.id == Result.job_id).order_by(Result.job_id, Result.sample_id)
         if job_ids is not None and not job_ids:
@@ -85,5 +86,5 @@ class ReadOps:
     def status_counts(self) -> dict[str, int]:
         """Jobs per status, every status present (0 where none)."""
         with read_tx(self._engine) as conn:
-            found = dict(conn.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+            found = {status: n for status, n in conn.execute(select(Job.status, func.count()).group_by(Job.status))}
         return {s.value: int(found.get(s.value, 0)) for s in JobStatus}

@@ -5,6 +5,8 @@ The papers' published figures follow, marked "reported (paper)": they are read f
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from dashboard import queries, tables, ui
@@ -19,8 +21,8 @@ st.caption(
 )
 
 
-def column_config(benchmarks: list[str]) -> dict[str, object]:
-    cfg: dict[str, object] = {b: st.column_config.NumberColumn(b, format="%.1f") for b in benchmarks}
+def column_config(benchmarks: list[str]) -> dict[str, Any]:
+    cfg: dict[str, Any] = {b: st.column_config.NumberColumn(b, format="%.1f") for b in benchmarks}
     return cfg | {
         "budget": st.column_config.NumberColumn("budget", format="%d", help="visual tokens kept; 0 = all"),
         tables.REL: st.column_config.NumberColumn(tables.REL, format="%.1f", help="mean of method / unpruned x 100"),
