@@ -134,3 +134,25 @@ def test_killing_the_driver_then_rerunning_computes_only_the_missing_samples(tmp
     answered = Counter(log.read_text().split())
     assert all(answered[s] == 1 for s in before), "a stored sample was recomputed"
     assert Store(f"sqlite:///{tmp_path}/s.db").list_jobs()[0].status == "succeeded"
+
+
+def test_rescore_reparses_stored_outputs_without_a_model(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    spec = parse_spec(spec_dict(tmp_path, "fake", methods=["none"], benchmarks=["suite_pope"]))
+    [job_id] = run_spec(spec)
+    store = Store(spec.store)
+    # make two stored outputs say "Yes." (exact match: wrong; yes/no extraction: right)
+    rows = store.results(job_id)
+    yes = [r for r in rows if r["reference"] == "yes"][:2]
+    store.write_results(job_id, [{k: v for k, v in r.items() if k not in ("id", "job_id", "created_at")}
+                                 | {"prediction": "Yes.", "score": 0.0} for r in yes])  # fmt: skip
+    res = CliRunner().invoke(app, ["rescore", "--parser", "extract-yesno-v1", "--store", spec.store])
+    assert res.exit_code == 0, res.output
+    after = {r["sample_id"]: r for r in store.results(job_id)}
+    assert all(after[r["sample_id"]]["score"] == 1.0 for r in yes)
+    assert {r["parser"] for r in after.values()} == {"extract-yesno"}
+    res = CliRunner().invoke(app, ["rescore", "--parser", "lmms-eval-v1", "--store", spec.store])
+    assert all(store_row["score"] == 0.0 for store_row in store.results(job_id) if store_row["prediction"] == "Yes.")
