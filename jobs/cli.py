@@ -27,7 +27,7 @@ def _store(url: str | None):
 
 
 @app.command()
-def run(spec_path: Path, store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+def run(spec_path: Path, store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)) -> None:
     """Submit SPEC_PATH's jobs and run all that are missing (starts a local Ray if none is running)."""
     from .report import job_summaries, relative_table
     from .runner import run_spec
@@ -46,7 +46,7 @@ def run(spec_path: Path, store: str | None = typer.Option(None, help=STORE_HELP)
 
 
 @app.command()
-def submit(spec_path: Path, store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+def submit(spec_path: Path, store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)) -> None:
     """Queue SPEC_PATH's jobs without running them (workers or a later ``run`` pick them up)."""
     from .spec import expand, load_spec
 
@@ -60,7 +60,7 @@ def submit(spec_path: Path, store: str | None = typer.Option(None, help=STORE_HE
 
 
 @app.command("list")
-def list_jobs(status: str | None = None, store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+def list_jobs(status: str | None = None, store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)) -> None:
     """One line per job: id, status, attempts, progress, coordinates, last error."""
     try:
         st = _store(store)
@@ -77,7 +77,7 @@ def list_jobs(status: str | None = None, store: str | None = typer.Option(None, 
 
 
 @app.command()
-def status(store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+def status(store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)) -> None:
     """Job counts per status."""
     try:
         counts: dict[str, int] = {}
@@ -89,7 +89,7 @@ def status(store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
 
 
 @app.command()
-def cancel(job_id: str, store: str | None = typer.Option(None, help=STORE_HELP)) -> None:
+def cancel(job_id: str, store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)) -> None:
     """Cancel a queued or running job (a running one stops at its next heartbeat)."""
     try:
         st = _store(store)
@@ -102,7 +102,7 @@ def cancel(job_id: str, store: str | None = typer.Option(None, help=STORE_HELP))
 
 
 @app.command()
-def results(spec: str | None = None, store: str | None = typer.Option(None, help=STORE_HELP),
+def results(spec: str | None = None, store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP),
             as_json: bool = typer.Option(False, "--json"), markdown: bool = False) -> None:  # fmt: skip
     """Accuracy per model x method x budget x benchmark, and relative to the unpruned model."""
     from .report import job_summaries, markdown_table, relative_table
@@ -121,7 +121,7 @@ def results(spec: str | None = None, store: str | None = typer.Option(None, help
 
 @app.command()
 def rescore(parser: str = typer.Option(..., help="parser key, e.g. extract-yesno-v1"), spec: str | None = None,
-            store: str | None = typer.Option(None, help=STORE_HELP)) -> None:  # fmt: skip
+            store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)) -> None:  # fmt: skip
     """Recompute stored scores from the stored raw outputs with another parser (no model runs)."""
     from flowcut.tasks.parsers import get_parser
     from flowcut.tasks.registry import get_spec
@@ -153,7 +153,7 @@ def rescore(parser: str = typer.Option(..., help="parser key, e.g. extract-yesno
 
 @app.command("serve")
 def serve_cmd(
-    store: str | None = typer.Option(None, help=STORE_HELP),
+    store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP),
     host: str = typer.Option("127.0.0.1", help="bind address (0.0.0.0 exposes it: set FLOWCUT_API_TOKEN)"),
     port: int = typer.Option(8000),
 ) -> None:
@@ -173,7 +173,7 @@ def serve_cmd(
 
 @app.command()
 def work(
-    store: str | None = typer.Option(None, help=STORE_HELP),
+    store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP),
     actors: int = typer.Option(1, min=1),
     cpus_per_actor: float = typer.Option(0.5),
     gpus_per_actor: float = typer.Option(0.0),

@@ -41,6 +41,7 @@ def environment(device: str) -> dict[str, Any]:
                                 cwd=Path(__file__).parent).stdout.strip() or None  # fmt: skip
     except OSError:
         commit = None
+    commit = commit or os.environ.get("FLOWCUT_GIT_COMMIT")  # ray job submit uploads no .git
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "ray": ray.__version__, "git_commit": commit, "device": device, "host": socket.gethostname()}  # fmt: skip
 
@@ -115,7 +116,10 @@ def run_round(store: Store, jobs: list[Any], owner: str, res: Resources) -> set[
                mininterval=0.2 if sys.stderr.isatty() else 10.0)  # fmt: skip
     beat = Heartbeat(store, [j.id for j in jobs], owner)
     if items:
-        gpus = res.gpus_per_actor if ray.cluster_resources().get("GPU", 0) else 0.0
+        # trust the spec on a cluster (an autoscaler may add GPU nodes later) or when pinned to a
+        # node type; only a local Ray without GPUs runs a GPU spec on CPUs
+        on_cluster = bool(os.environ.get("RAY_ADDRESS")) or res.node_type is not None
+        gpus = res.gpus_per_actor if on_cluster or ray.cluster_resources().get("GPU", 0) else 0.0
         actors = min(res.actors, len(items))  # no idle actors for a handful of samples
         ds = ray.data.from_items(items, override_num_blocks=max(actors, min(len(items), 8 * actors)))
         out = raycompat.actor_map(
