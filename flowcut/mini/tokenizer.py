@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
@@ -20,10 +20,15 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
     tk.normalizer = normalizers.NFKC()
     tk.pre_tokenizer = pre_tokenizers.Metaspace()
     tk.decoder = decoders.Metaspace()
+    # like Llama's tokenizer, ``tokenizer(text)`` starts with <s>: training sequences do, and
+    # evaluation prompts built by the adapters must too
     # every printable ASCII character is in the alphabet, so nothing typed becomes <unk>
     alphabet = [chr(c) for c in range(32, 127)] + ["\n"]
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=alphabet)
     tk.train_from_iterator(corpus, trainer=trainer)
+    tk.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tk.token_to_id("<s>"))]
+    )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
         extra_special_tokens={"image_token": "<image>"},

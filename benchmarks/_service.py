@@ -1,0 +1,100 @@
+"""What the service benchmarks share: one sweep through the full service, and the bare loop.
+
+The full service is ``jobs.runner.run_spec``: submit to the queue (a fresh SQLite store in a
+temp folder per run, so nothing is found already done), claim, load the benchmark, encode
+images for Arrow, shard over a Ray Data actor pool, decode, generate, score, and upsert
+every batch of rows into the store. Two rates come out of a run (and ``first``: seconds until the first batch is stored):
+
+* end to end: samples / wall time of ``run_spec`` (actor start-up and model load included);
+* steady: the middle 80% of the samples / the time between the 10th and the 90th percentile
+  of their store timestamps (``results.created_at``), i.e. once the pool is running.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from jobs import raycompat  # noqa: E402
+from jobs.runner import run_spec  # noqa: E402
+from jobs.spec import parse_spec  # noqa: E402
+from jobs.store import Store  # noqa: E402
+
+BENCHMARK = "suite_pope"  # the generated suite: 500 samples, 336 x 336 images, on disk already
+
+
+def service_run(model: str, samples: int, actors: int, cpus_per_actor: float, batch_size: int) -> dict[str, float]:
+    """Run one sweep of ``samples`` samples of ``model`` (method none) through the full service."""
+    with tempfile.TemporaryDirectory(prefix="flowcut-bench-") as tmp:
+        spec = parse_spec({
+            "name": "bench", "models": [model], "methods": ["none"], "budgets": [64], "benchmarks": [BENCHMARK],
+            "limit": samples, "store": f"sqlite:///{tmp}/store.db",
+            "resources": {"actors": actors, "cpus_per_actor": cpus_per_actor, "batch_size": batch_size},
+        })  # fmt: skip
+        t0, epoch0 = time.perf_counter(), time.time()
+        run_spec(spec, log=lambda _: None)
+        wall = time.perf_counter() - t0
+        rows = Store(spec.store).results()
+    if len(rows) != samples or any(r["error"] for r in rows):
+        raise RuntimeError(
+            f"expected {samples} clean rows, got {len(rows)} ({sum(bool(r['error']) for r in rows)} errored)"
+        )
+    stamps = sorted(r["created_at"].timestamp() for r in rows)
+    lo, hi = int(0.1 * samples), int(0.9 * samples)
+    span = stamps[hi] - stamps[lo]
+    return {
+        "wall": wall,
+        "rate": samples / wall,
+        "steady": (hi - lo) / span if span > 0 else float("nan"),
+        "first": stamps[0] - epoch0,
+    }  # start-up: submit, load, encode, actor start, first batch
+
+
+def bare_loop(model_name: str, samples: int, batch_size: int, threads: int) -> dict[str, float]:
+    """The same model and samples in a plain Python loop: generate per batch, nothing else."""
+    import torch
+
+    from flowcut.methods import make_method
+    from flowcut.tasks.registry import load_examples
+    from jobs.models import load_model
+
+    torch.set_num_threads(threads)  # what the actor sets for itself
+    examples = load_examples(BENCHMARK, limit=samples)
+    t0 = time.perf_counter()
+    model = load_model(model_name)
+    load_s = time.perf_counter() - t0
+    method = make_method("none")
+    budget = model.visual_tokens(examples[0].image)
+    t0 = time.perf_counter()
+    for i in range(0, len(examples), batch_size):
+        part = examples[i : i + batch_size]
+        model.generate([e.image for e in part], [e.prompt for e in part], method, budget, max_new_tokens=8)
+    loop = time.perf_counter() - t0
+    return {"load": load_s, "wall": loop, "rate": len(examples) / loop}
+
+
+def start_ray() -> float:
+    """Start (or join) Ray once, before anything is timed; returns the seconds it took."""
+    t0 = time.perf_counter()
+    raycompat.init()
+    raycompat.quiet_progress()
+    return time.perf_counter() - t0
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    import ray
+
+    return (f"{platform.node()} | nproc {os.cpu_count()} | ray {ray.__version__} | "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | load {os.getloadavg()[0]:.2f}")  # fmt: skip
+
+
+def fmt_row(cells: list[Any], widths: list[int]) -> str:
+    return "".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths)))

@@ -1,0 +1,59 @@
+"""Harness overhead: samples/s of the full service vs a bare Python loop over the same model and samples.
+
+    python benchmarks/harness_overhead.py           # fake:delay=0.05 (400 samples) and tiny-llava (200)
+
+The bare loop loads the model once (not timed) and calls ``generate`` on the same batches
+of the same samples with the same torch thread count as the service's actor, nothing else.
+The full service runs them through ``run_spec`` with one actor (``_service.py``): queue,
+Arrow/PNG round trip, Ray Data, scoring, store upserts. Ratio = service rate / bare rate;
+target >= 0.9. Two service rates: end to end (actor start-up and model load included) and
+steady (the middle 80% of the samples, once the pool runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _service import bare_loop, fmt_row, machine, service_run, start_ray
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="fake:delay=0.05=400,tiny-llava=200",
+                    help="model=samples pairs, comma-separated")  # fmt: skip
+    ap.add_argument("--cpus-per-actor", type=float, default=1.0, help="the actor runs torch on round(this) threads")
+    ap.add_argument("--batch-size", type=int, default=4)
+    args = ap.parse_args()
+
+    threads = max(1, round(args.cpus_per_actor))
+    ray_s = start_ray()
+    service_run("fake", 8, 1, args.cpus_per_actor, args.batch_size)  # warm-up: imports, Ray Data's first plan
+    results = []
+    for pair in args.models.split(","):
+        model, n = pair.rsplit("=", 1)
+        bare = bare_loop(model, int(n), args.batch_size, threads)
+        svc = service_run(model, int(n), 1, args.cpus_per_actor, args.batch_size)
+        results.append((model, int(n), bare, svc))
+    print(f"\nharness overhead: {BENCH_NOTE} 1 actor with {args.cpus_per_actor} CPU ({threads} torch thread(s), the "
+          f"bare loop too), batch {args.batch_size}; Ray started in {ray_s:.0f} s (not timed); {machine()}")  # fmt: skip
+    widths = [20, 8, 9, 11, 11, 11, 10, 11, 8, 9]
+    head = fmt_row(["model", "samples", "bare/s", "1st row s", "service/s", "ratio e2e", "steady/s", "ratio st.", "target",
+                    "ok"], widths)  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    for model, n, bare, svc in results:
+        r_e2e, r_st = svc["rate"] / bare["rate"], svc["steady"] / bare["rate"]
+        ok = f"{'yes' if r_e2e >= 0.9 else 'NO'}/{'yes' if r_st >= 0.9 else 'NO'}"
+        print(fmt_row([model, n, f"{bare['rate']:.2f}", f"{svc['first']:.1f}", f"{svc['rate']:.2f}", f"{r_e2e:.2f}", f"{svc['steady']:.2f}",
+                       f"{r_st:.2f}", ">= 0.9", ok], widths))  # fmt: skip
+    print(
+        "(service/s: end to end, run_spec wall; ok: end-to-end / steady; bare model load not timed: "
+        + ", ".join(f"{m} {b['load']:.1f} s" for m, _, b, _ in results)
+        + ")"
+    )
+
+
+BENCH_NOTE = "suite_pope samples, method none, max_new_tokens 8;"
+
+if __name__ == "__main__":
+    main()
