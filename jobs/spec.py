@@ -73,6 +73,20 @@ class SweepSpec(Strict):
 
         return _known(v, METHODS, "method")
 
+    @field_validator("models")
+    @classmethod
+    def _plausible_models(cls, v: list[str]) -> list[str]:
+        # hub names cannot be checked offline; anything else must be ours or a local folder
+        for m in v:
+            ours = m in ("mini", "fake") or m.startswith(("fake:", "tiny-"))
+            hub = m.count("/") == 1 and not m.startswith((".", "/")) and not Path(m).exists()
+            if not (ours or hub or Path(m).is_dir()):
+                raise ValueError(
+                    f"unknown model {m!r} (allowed: mini, fake[:options], tiny-<type>, a checkpoint folder, "
+                    "or a hub name like llava-hf/llava-1.5-7b-hf)"
+                )
+        return v
+
     @field_validator("budgets")
     @classmethod
     def _positive_budgets(cls, v: list[int]) -> list[int]:

@@ -47,6 +47,7 @@ def test_expansion_and_fingerprints() -> None:
         ({"resources": {"actors": 0}}, "resources.actors", "greater than or equal to 1"),
         ({"method_options": {"flowcut": {"speed": 2}}}, "method_options", "no option"),
         ({"models": []}, "models", "at least 1"),
+        ({"models": ["llava"]}, "models", "unknown model 'llava'"),
     ],
 )
 def test_bad_specs_name_the_field(patch: dict, field: str, text: str) -> None:
