@@ -70,14 +70,11 @@ class AskOut(BaseModel):
 
 def make_app(store_url: str, token: str | None = None) -> FastAPI:
     """The API over the store at ``store_url``; ``token`` defaults to $FLOWCUT_API_TOKEN."""
-    from .spec import open_store
-
     app = FastAPI(title="flowcut-eval", version="0.1.0", description=__doc__, responses=PROBLEM)
     secret = token if token is not None else os.environ.get("FLOWCUT_API_TOKEN")
 
-    @lru_cache(maxsize=1)
     def store() -> Any:
-        return open_store(store_url)
+        return _open_cached(store_url)
 
     def authorised(authorization: str | None = Header(None)) -> None:
         if not secret:
@@ -174,6 +171,14 @@ def make_app(store_url: str, token: str | None = None) -> FastAPI:
                       kv_cache_bytes=c.kv_cache_bytes)  # fmt: skip
 
     return app
+
+
+@lru_cache(maxsize=8)
+def _open_cached(url: str) -> Any:
+    """One Store per URL and process (module level: Ray Serve pickles the app's closures)."""
+    from .spec import open_store
+
+    return open_store(url)
 
 
 ALLOWED_MODELS = os.environ.get("FLOWCUT_SERVE_MODELS", "mini,fake").split(",")
