@@ -5,12 +5,15 @@
 For the notes in BENCHMARKS.md where a measured ratio falls short: the same random-weight
 7B geometry as ``prefill_speedup.py`` (``_vlm.py``), one warm-up call, then one call under
 ``torch.profiler`` (CPU), printing the phase split and the operators by self time.
+``--tower`` profiles the vision tower loop alone (``encode_crops``: tower + selection), as
+``selection_overhead.py`` times it.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import torch
 from _vlm import QUESTION, build, machine, method
 from torch.profiler import ProfilerActivity, profile
 
@@ -22,12 +25,24 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=64)
     ap.add_argument("--depth", type=int, default=2)
     ap.add_argument("--rows", type=int, default=15)
+    ap.add_argument("--tower", action="store_true", help="the vision tower loop alone")
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
 
     adapter, image = build(args.geometry, depth=args.depth, tiny=args.tiny)
     budget = adapter.visual_tokens(image) if args.method == "none" else args.budget
     m = method(args.method)
+
+    if args.tower:
+        pixels = adapter.processor.image_processor([image], return_tensors="pt")["pixel_values"]
+        pixels = pixels.to(adapter.model.dtype)
+        with torch.inference_mode():
+            adapter.encode_crops(pixels, m, budget)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                adapter.encode_crops(pixels, m, budget)
+        print(f"\n{args.geometry} {args.method} K={budget}: vision tower loop alone; {machine()}")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
+        return
 
     def call():  # noqa: ANN202
         return adapter.generate([image], [QUESTION], m, budget, max_new_tokens=16, min_new_tokens=16)[0].cost

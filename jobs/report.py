@@ -43,7 +43,7 @@ def relative_table(summaries: list[dict[str, Any]]) -> Table:
         rels = [accs[b] / base[(model, b)] * 100 for b in benches
                 if b in accs and base.get((model, b)) and accs[b] == accs[b]]  # fmt: skip
         table.add_row(model, method, "all" if budget == 0 else str(budget),
-                      *[f"{accs[b]:.1f}" if b in accs else "-" for b in benches],
+                      *[f"{accs[b]:.1f}" if b in accs and accs[b] == accs[b] else "-" for b in benches],
                       f"{sum(rels) / len(rels):.1f}" if rels else "-")  # fmt: skip
     return table
 
