@@ -60,7 +60,9 @@ def submit(spec_path: Path, store: str | None = typer.Option(None, envvar="FLOWC
 
 
 @app.command("list")
-def list_jobs(status: str | None = None, store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)) -> None:
+def list_jobs(
+    status: str | None = None, store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)
+) -> None:
     """One line per job: id, status, attempts, progress, coordinates, last error."""
     try:
         st = _store(store)

@@ -95,6 +95,17 @@ def claim_round(store: Store, owner: str, ids: list[str] | None, size: int) -> l
 
 def run_round(store: Store, jobs: list[Any], owner: str, res: Resources) -> set[str]:
     """Evaluate every missing sample of ``jobs`` through one actor pool; returns the jobs that failed."""
+
+    # renew leases from the start: loading and encoding a large round can outlast one lease
+    beat = Heartbeat(store, [j.id for j in jobs], owner)
+    beat.start()
+    try:
+        return _run_round(store, jobs, res, beat)
+    finally:
+        beat.stop.set()
+
+
+def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -> set[str]:
     import ray
 
     from . import raycompat
@@ -114,7 +125,6 @@ def run_round(store: Store, jobs: list[Any], owner: str, res: Resources) -> set[
     bar = tqdm(total=sum(totals.values()), initial=sum(totals.values()) - len(items), unit="sample",
                desc=f"{jobs[0].model}: {len(jobs)} jobs", dynamic_ncols=True,
                mininterval=0.2 if sys.stderr.isatty() else 10.0)  # fmt: skip
-    beat = Heartbeat(store, [j.id for j in jobs], owner)
     if items:
         # trust the spec on a cluster (an autoscaler may add GPU nodes later) or when pinned to a
         # node type; only a local Ray without GPUs runs a GPU spec on CPUs
@@ -136,16 +146,12 @@ def run_round(store: Store, jobs: list[Any], owner: str, res: Resources) -> set[
                 "threads": max(1, round(res.cpus_per_actor)),
             },
         )
-        beat.start()
-        try:
-            for batch in out.iter_batches(batch_size=None, batch_format="pandas"):
-                for job_id, part in batch.groupby("job_id", sort=False):
-                    if job_id in beat.lost:
-                        continue  # another runner owns it now; its rows would be written twice over
-                    store.write_results(str(job_id), part.drop(columns=["job_id"]).to_dict("records"))
-                bar.update(len(batch))
-        finally:
-            beat.stop.set()
+        for batch in out.iter_batches(batch_size=None, batch_format="pandas"):
+            for job_id, part in batch.groupby("job_id", sort=False):
+                if job_id in beat.lost:
+                    continue  # another runner owns it now; its rows would be written twice over
+                store.write_results(str(job_id), part.drop(columns=["job_id"]).to_dict("records"))
+            bar.update(len(batch))
     bar.close()
     return set(beat.lost)
 

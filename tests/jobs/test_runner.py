@@ -156,3 +156,17 @@ def test_rescore_reparses_stored_outputs_without_a_model(tmp_path: Path) -> None
     assert {r["parser"] for r in after.values()} == {"extract-yesno"}
     res = CliRunner().invoke(app, ["rescore", "--parser", "lmms-eval-v1", "--store", spec.store])
     assert all(store_row["score"] == 0.0 for store_row in store.results(job_id) if store_row["prediction"] == "Yes.")
+
+
+def test_rounds_longer_than_a_lease_keep_their_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # heartbeats renew every third of a lease from the start of a round (actor start-up alone
+    # outlasts a 0.6 s lease here); a lost lease would drop the rows and fail the job
+    import jobs.runner as runner
+
+    monkeypatch.setattr(runner, "LEASE_S", 0.6)
+    spec = parse_spec(spec_dict(tmp_path, "fake", methods=["none", "random", "flowcut"], budgets=[64, 128],
+                                benchmarks=["suite_count", "suite_pope"], limit=20))  # fmt: skip
+    ids = run_spec(spec)
+    store = Store(spec.store)
+    assert [store.get_job(i).attempts for i in ids] == [1] * 10
+    assert all(store.get_job(i).status == "succeeded" for i in ids) and len(store.results()) == 200
