@@ -53,11 +53,11 @@ def run_once(adapter, image, name: str, budget: int):  # noqa: ANN001, ANN201
     return out.cost
 
 
-def measure(geometry: str, methods: list[str], depth: int, repeats: int, tiny: bool) -> None:
+def measure(geometry: str, methods: list[str], depth: int, repeats: int, tiny: bool, budgets: tuple[int, ...]) -> None:
     t_build = time.perf_counter()
     adapter, image = build(geometry, depth=depth, tiny=tiny)
     full = adapter.visual_tokens(image)
-    budgets = BUDGETS[geometry]
+    budgets = budgets or BUDGETS[geometry]
     configs = [("none", full)] + [("bound", k) for k in budgets] + [(m, k) for m in methods for k in budgets]
     print(f"\n{NAMES[geometry]}{' (TINY widths: smoke test only)' if tiny else ''}: decoder {depth} of "
           f"{PAPER_DEPTH} layers, bf16, vision tower whole; {full} patches; built in "
@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(m for m in METHODS if m != "none"))
     ap.add_argument("--depth", type=int, default=2, help="decoder layers of 32 (CPU: 2)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--budgets", default="", help="comma-separated (default: 64,128,192 / 160,320,640)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--tiny", action="store_true", help="tiny widths: a smoke test of the script")
     args = ap.parse_args()
@@ -124,7 +125,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown methods {unknown} (allowed: {', '.join(METHODS)})")
     for g in args.geometry.split(","):
-        measure(g, methods, args.depth, args.repeats, args.tiny)
+        budgets = tuple(int(k) for k in args.budgets.split(",") if k)
+        measure(g, methods, args.depth, args.repeats, args.tiny, budgets)
 
 
 if __name__ == "__main__":

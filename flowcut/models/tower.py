@@ -117,6 +117,8 @@ def run_clip(
                 has_cls=True,
             )
             keep = encoder.step(state, i, view)
+            for part in "qkv":  # a layer's q/k/v are not needed after its step: free them now
+                seen.pop(f"{i}{part}", None)
             if keep is not None:
                 h = torch.cat([h[:, :1], _gather(h[:, 1:], keep)], dim=1)
                 orig = orig.gather(1, keep)
