@@ -97,11 +97,11 @@ class EvalActor:
         return rows
 
 
-def to_item(job_id: str, ex: Example) -> dict[str, Any]:
-    """An Example as a Ray Data row: PNG bytes and JSON text travel through Arrow."""
+def encode_example(ex: Example) -> dict[str, Any]:
+    """An Example as the job-independent part of a Ray Data row: PNG bytes and JSON text travel through Arrow."""
     buf = io.BytesIO()
     assert ex.image is not None
     ex.image.save(buf, format="PNG")
-    return {"job_id": job_id, "sample_id": ex.id, "image": buf.getvalue(), "question": ex.question, "prompt": ex.prompt,
+    return {"sample_id": ex.id, "image": buf.getvalue(), "question": ex.question, "prompt": ex.prompt,
             "reference": json.dumps(ex.reference), "options": json.dumps(ex.options),
             "meta": json.dumps(ex.meta, default=str)}  # fmt: skip

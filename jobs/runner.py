@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from flowcut.tasks.registry import get_spec, load_examples
 
-from .evaluate import EvalActor, error_row, to_item
+from .evaluate import EvalActor, encode_example, error_row
 from .spec import Resources, SweepSpec, expand, open_store
 from .store import Store
 
@@ -111,16 +111,27 @@ def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -
     from . import raycompat
 
     items, totals = [], {}
+    # the jobs of a round mostly share benchmarks (one per method x budget): load and encode
+    # each benchmark's samples once per round, not once per job
+    loaded: dict[tuple[Any, ...], list[Any]] = {}
+    encoded: dict[tuple[Any, ...], dict[str, Any]] = {}
     for job in jobs:
         cfg = job.config
-        examples = load_examples(cfg["benchmark"], path=cfg.get("data_path"), limit=cfg["limit"])
+        key = (cfg["benchmark"], cfg.get("data_path"), cfg["limit"])
+        if key not in loaded:
+            loaded[key] = load_examples(cfg["benchmark"], path=cfg.get("data_path"), limit=cfg["limit"])
+        examples = loaded[key]
         store.set_total(job.id, len(examples))
         done = store.done_sample_ids(job.id)
         todo = [e for e in examples if e.id not in done]
         bad = [e for e in todo if e.error is not None]
         if bad:  # a broken row is a result too: errored, with its reason
             store.write_results(job.id, [error_row(e.id, e.reference, e.error or "") for e in bad])
-        items += [to_item(job.id, e) for e in todo if e.error is None]
+        for e in todo:
+            if e.error is None:
+                if (key, e.id) not in encoded:
+                    encoded[(key, e.id)] = encode_example(e)
+                items.append({"job_id": job.id, **encoded[(key, e.id)]})
         totals[job.id] = len(examples)
     bar = tqdm(total=sum(totals.values()), initial=sum(totals.values()) - len(items), unit="sample",
                desc=f"{jobs[0].model}: {len(jobs)} jobs", dynamic_ncols=True,

@@ -19,7 +19,7 @@ def sample_score(spec: BenchmarkSpec, parser_key: str | None, ex: Example, outpu
     if spec.style == "vqa":
         refs = list(ex.reference or [])
         return (
-            vqa_accuracy([parsed], [refs], textvqa=spec.name.endswith("textvqa") or "textvqa" in spec.name),
+            vqa_accuracy([parsed], [refs], textvqa="textvqa" in spec.name),
             parsed,
             parser.key,
         )

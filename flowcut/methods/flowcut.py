@@ -25,6 +25,8 @@ Deviations from the reference code, on purpose:
   ``a * L1(v)`` (no semantic term), as ``FlowCut_Qwen`` does; units are 2x2 merge groups
   so that the merger still sees whole groups (the reference keeps 8x tokens in the tower
   and cuts again inside the LLM).
+* LLaVA-NeXT: each crop is pruned in the tower to its share of the per-image budget; the
+  reference's second cut (at LLM layer 1, by the last instruction token) is not applied.
 """
 
 from __future__ import annotations
