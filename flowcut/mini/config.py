@@ -26,13 +26,17 @@ class MiniConfig:
     lm_heads: int = 4
     lm_mlp: int = 688  # ~ 8/3 x width, Llama's SwiGLU ratio
     vocab_size: int = 600  # BPE over a templated corpus needs few merges
+    init_std: float = 0.06  # LM + projector weights; see train.build_llava for why not Llama's 0.02
     # training budget (minutes of wall time per stage; each stage also stops at max steps)
-    clip_minutes: float = 22.0
+    clip_minutes: float = 18.0
     clip_batch: int = 32  # contrastive negatives vs. steps in the time budget (~5 s per 48 images)
     clip_lr: float = 1e-3
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
-    caption_minutes: float = 8.0
-    instruct_minutes: float = 45.0
+    caption_minutes: float = 5.0
+    instruct_minutes: float = 42.0
+    # background-patch curriculum of the LM stages (train.keep_share): 3% at the start, all at 60%
+    keep_start: float = 0.03
+    keep_full_at: float = 0.6
     lm_batch: int = 8
     lm_lr: float = 1e-3
     turns: int = 12  # most questions in one training sequence (multi-turn, as LLaVA's instruct data)
