@@ -157,3 +157,24 @@ def test_llava_next_mixed_image_sizes_run_as_sub_batches() -> None:
     assert [sum(len(k) for k in o.kept) for o in outs] == [160, 160]
     outs = adapter.generate(imgs, QUESTIONS[:2], make_method("fastv"), 320, max_new_tokens=2)
     assert all(round(o.cost.visual_tokens_layer_avg) == 320 for o in outs)
+
+
+def test_llava_next_flowcut_runs_an_images_crops_as_one_batch(monkeypatch) -> None:
+    from flowcut.models import llava
+
+    from .conftest import get_adapter
+
+    adapter = get_adapter("llava_next")
+    batches: list[int] = []
+    real = llava.run_clip
+
+    def spy(vm, pixels, *args, **kwargs):  # noqa: ANN001, ANN202
+        batches.append(pixels.shape[0])
+        return real(vm, pixels, *args, **kwargs)
+
+    monkeypatch.setattr(llava, "run_clip", spy)
+    imgs = [make_image(7, (672, 336)), make_image(8, (672, 336))]
+    outs = adapter.generate(imgs, QUESTIONS[:2], make_method("flowcut"), 159, max_new_tokens=2)
+    # 3 crops each, shares 53/53/53: one tower pass per image, never one mixing the two images
+    assert [len(o.kept) for o in outs] == [3, 3]
+    assert batches == [3, 3]

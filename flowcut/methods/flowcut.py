@@ -19,8 +19,9 @@ Per layer, from that layer's attention (scores) and after its output (pruning):
 Deviations from the reference code, on purpose:
 
 * The pruning count ``r`` is the reference's max over the batch, but the tower loop runs
-  encoder methods one image (one crop group) at a time (``per_image = True``), so an
-  image's kept set never depends on its batch-mates (the reference at batch size 1).
+  encoder methods one image at a time (``per_image = True``), so an image's kept set never
+  depends on its batch-mates (the reference at batch size 1). LLaVA-NeXT's crops of one
+  image (with the same budget share) run as one batch and share ``r``, as in the reference.
 * Towers without [CLS] (Qwen2-VL): the relay is the mean query and the score is
   ``a * L1(v)`` (no semantic term), as ``FlowCut_Qwen`` does; units are 2x2 merge groups
   so that the merger still sees whole groups (the reference keeps 8x tokens in the tower

@@ -40,12 +40,18 @@ class LlavaAdapter(VLMAdapter):
         at = ids.index(self.image_token_id)
         return ids[:at] + [self.image_token_id] * n_image_tokens + ids[at + 1 :]
 
-    def encode_crops(self, pixels: Tensor, method: Method, budget: int, valid: Tensor | None = None) -> TowerResult:
-        """Run the tower on [B, 3, S, S] crops sharing one budget (one at a time if the method asks)."""
+    def encode_crops(
+        self, pixels: Tensor, method: Method, budget: int, valid: Tensor | None = None, one_image: bool = False
+    ) -> TowerResult:
+        """Run the tower on [B, 3, S, S] crops sharing one budget.
+
+        A ``per_image`` method gets one crop at a time, unless ``one_image`` says that all
+        the crops belong to one image (LLaVA-NeXT): then they run as one batch.
+        """
         cfg = self.model.config
         tower = self.model.model.vision_tower
         vm = getattr(tower, "vision_model", tower)  # transformers 5 flattened CLIPVisionModel
-        if getattr(method, "per_image", False) and pixels.shape[0] > 1:
+        if getattr(method, "per_image", False) and pixels.shape[0] > 1 and not one_image:
             parts = [
                 run_clip(
                     vm,

@@ -80,18 +80,21 @@ class LlavaNextAdapter(LlavaAdapter):
         if budget < max(counts):
             raise FlowcutError("budget", f"{budget} leaves a crop with no token", f"{max(counts)}..")
         valid = [self.valid_patches(c, sizes[b]) for b, c in enumerate(counts)]
-        # crops that share a budget run together through the tower
-        jobs: dict[int, list[tuple[int, int]]] = {}
+        # crops that share a budget run together through the tower; for a method whose kept
+        # set must not depend on other images (per_image), only crops of the same image do,
+        # as the reference runs one image's crops as one batch
+        per_image = getattr(method, "per_image", False)
+        jobs: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for b in range(len(counts)):
             for j, share in enumerate(crop_budgets(budget, valid[b].sum(1).tolist())):
-                jobs.setdefault(share, []).append((b, j))
+                jobs.setdefault((share, b if per_image else -1), []).append((b, j))
         kept: dict[tuple[int, int], Tensor] = {}
         toks: dict[tuple[int, int], Tensor] = {}
         flops = [0.0] * len(images)
-        for share, members in jobs.items():
+        for (share, _), members in jobs.items():
             crops = torch.stack([pixels[b, j] for b, j in members])
             mask = torch.stack([valid[b][j] for b, j in members]).to(self.device)
-            res = self.encode_crops(crops, method, share, mask)
+            res = self.encode_crops(crops, method, share, mask, one_image=per_image)
             proj = self.model.model.multi_modal_projector(res.tokens)
             per_crop = self.tower_flops(res, len(members))
             for row, key in enumerate(members):

@@ -1,0 +1,89 @@
+"""The mini LLaVA's training script: the background curriculum, the batches it builds, a smoke run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import CLIPVisionConfig, CLIPVisionModel, LlavaForConditionalGeneration
+
+from flowcut.mini import train
+from flowcut.mini.config import MiniConfig
+from flowcut.mini.tokenizer import train_tokenizer
+
+CFG = MiniConfig()
+
+
+@pytest.fixture(scope="module")
+def model_and_tok():
+    tok = train_tokenizer(train.corpus(8), CFG.vocab_size)
+    vision = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=CFG.image_size, patch_size=CFG.patch_size,
+        )
+    )  # fmt: skip
+    return train.build_llava(CFG, tok, vision).eval(), tok
+
+
+def test_keep_share_grows_to_all_patches_and_stays() -> None:
+    shares = [train.keep_share(f / 100, 0.03, 0.6) for f in range(101)]
+    assert shares[0] == pytest.approx(0.03)
+    assert all(a <= b for a, b in zip(shares, shares[1:], strict=False))
+    assert all(s == 1.0 for s in shares[60:])
+    assert shares[59] < 1.0
+
+
+def test_build_llava_scales_the_lm_init_but_keeps_the_vit(model_and_tok) -> None:
+    model, _ = model_and_tok
+    std = model.model.language_model.layers[0].self_attn.q_proj.weight.std().item()
+    assert std == pytest.approx(CFG.init_std, rel=0.1)
+    assert model.config.vision_config.hidden_size == 32  # the tower handed in, not a new one
+
+
+def _batch(model, tok, keep: list[int], keep_bg: float):
+    feats = torch.randn(1, 576, model.config.vision_config.hidden_size)
+    masks = torch.zeros(1, 576, dtype=torch.bool)
+    masks[0, keep] = True
+    turns = [("Is there a red circle in the image?", "yes")]
+    with torch.no_grad():
+        out = train.dialogue_batch(model, tok, feats, masks, [(0, turns)], keep_bg, torch.Generator().manual_seed(0))
+    ids, labels = train.encode_dialogue(tok, turns, 576, model.config.image_token_id)
+    return feats, out, ids, labels
+
+
+def test_dialogue_batch_with_every_patch_is_the_plain_llava_sequence(model_and_tok) -> None:
+    model, tok = model_and_tok
+    feats, (emb, pos, lab, att), ids, labels = _batch(model, tok, list(range(576)), 0.0)
+    assert pos[0].tolist() == list(range(len(ids)))
+    assert lab[0].tolist() == labels
+    assert bool(att.all())
+    image = torch.tensor(ids) == model.config.image_token_id
+    with torch.no_grad():
+        expected = model.model.multi_modal_projector(feats[0])
+        text = model.get_input_embeddings()(torch.tensor(ids))
+    torch.testing.assert_close(emb[0, image], expected)
+    torch.testing.assert_close(emb[0, ~image], text[~image])
+
+
+def test_dialogue_batch_drops_background_but_keeps_positions(model_and_tok) -> None:
+    model, tok = model_and_tok
+    keep = [5, 6, 100, 575]
+    _, (emb, pos, lab, _), ids, labels = _batch(model, tok, keep, 0.0)
+    at = ids.index(model.config.image_token_id)
+    assert emb.shape[1] == len(ids) - 576 + len(keep)
+    assert pos[0, at : at + len(keep)].tolist() == [at + k for k in keep]
+    # text after the image keeps the positions it has in the full sequence
+    assert pos[0, at + len(keep) :].tolist() == list(range(at + 576, len(ids)))
+    assert lab[0, at : at + len(keep)].eq(-100).all()
+    assert lab[0, at + len(keep) :].tolist() == labels[at + 576 :]
+
+
+def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
+    train.main(out=tmp_path, device="cpu", scale=0.002)
+    model = LlavaForConditionalGeneration.from_pretrained(tmp_path)
+    assert model.config.vision_config.image_size == 336
+    assert model.config.vision_config.patch_size == 14
+    stats = json.loads((tmp_path / "training.json").read_text())["stats"]
+    assert {"clip", "caption", "instruct", "total_minutes"} <= set(stats)
