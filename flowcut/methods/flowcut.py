@@ -49,11 +49,12 @@ def unit_scores(view: LayerView) -> tuple[Tensor, Tensor]:
         attn: [B, n] head-mean relay attention over units.
     """
     attn_all = relay_attention(view).mean(dim=1)  # [B, n_tokens]
-    v_mean = view.v.float().mean(dim=1)  # [B, n_tokens, hd]
+    # fp32 accumulation without an fp32 copy of the layer's values (see relay_attention)
+    v_mean = view.v.mean(dim=1, dtype=torch.float32)  # [B, n_tokens, hd]
     v_l1 = v_mean.abs().sum(dim=-1)
     if view.has_cls:
-        cls_v = view.v[:, :, :1].float()
-        sem = (cls_v @ view.v.float().transpose(-1, -2)).softmax(dim=-1)[:, :, 0].mean(dim=1)
+        cls_v = view.v[:, :, :1]
+        sem = (cls_v @ view.v.transpose(-1, -2)).float().softmax(dim=-1)[:, :, 0].mean(dim=1)
         a, s, l1 = attn_all[:, 1:], sem[:, 1:], v_l1[:, 1:]
         score = (a / a.sum(-1, keepdim=True) + s / s.sum(-1, keepdim=True)) * l1
     else:
