@@ -143,7 +143,8 @@ def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.G
     """Input embeddings, position ids, labels and attention mask for (image index, turns) rows.
 
     Dropped patches leave their positions unused (ids keep counting as if all 576 were
-    there), as the pruning methods do at evaluation.
+    there, as LLM-side pruning does at evaluation), so a kept patch's position still says
+    where it lies in the grid.
     """
     image_id, embed = model.config.image_token_id, model.get_input_embeddings()
     n_patch = feats.shape[1]
