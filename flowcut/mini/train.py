@@ -208,12 +208,13 @@ def main(
     random.seed(cfg.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out.mkdir(parents=True, exist_ok=True)
-    logf = open(out / "train.log", "w")
+    log_path = out / "train.log"
+    log_path.write_text("")
 
     def log(msg: str) -> None:
         tqdm.write(msg)
-        logf.write(msg + "\n")
-        logf.flush()
+        with log_path.open("a") as f:  # open per line: the log survives a killed run
+            f.write(msg + "\n")
 
     t0 = time.time()
     tok = train_tokenizer(corpus(2000), cfg.vocab_size)
