@@ -1,0 +1,45 @@
+"""Quick accuracy check of a mini checkpoint on the first N test samples of each suite task.
+
+    PYTHONPATH=. .venv/bin/python scripts/mini_quick_eval.py 40 none,random@64,flowcut@64 [checkpoint]
+
+No queue and no store: the adapter's ``generate`` and the service's own scorer, so the
+figures match a sweep's on the same samples. Use it between training runs; sweeps are for
+the reported tables.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from flowcut.methods import make_method
+from flowcut.models import load
+from flowcut.tasks.registry import get_spec, load_examples
+from jobs.scoring import sample_score
+
+TASKS = ["suite_pope", "suite_gqa", "suite_count", "suite_mme", "suite_mcq", "suite_textvqa"]
+LLM_SIDE = ("fastv", "pdrop", "sparsevlm", "vflowopt")  # the 4-layer LM: budget after the last cut
+
+
+def main(n: int, methods: list[str], checkpoint: str) -> None:
+    adapter = load(checkpoint)
+    for bench in TASKS:
+        examples = [e for e in load_examples(bench, limit=n) if e.error is None]
+        spec, row = get_spec(bench), [bench]
+        for m in methods:
+            name, _, b = m.partition("@")
+            budget = int(b) if b else 576
+            opts = {"budget_mode": "after_prune"} if name in LLM_SIDE else {}
+            scores = []
+            for i in range(0, len(examples), 8):
+                chunk = examples[i : i + 8]
+                outs = adapter.generate(
+                    [e.image for e in chunk], [e.prompt for e in chunk], make_method(name, **opts), budget,
+                    max_new_tokens=4,
+                )  # fmt: skip
+                scores += [sample_score(spec, None, e, o.text)[0] for e, o in zip(chunk, outs, strict=True)]
+            row.append(f"{m}={100 * sum(scores) / len(scores):.0f}")
+        print(" ".join(row), flush=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2].split(","), sys.argv[3] if len(sys.argv) > 3 else "flowcut/mini/checkpoint")
