@@ -98,3 +98,10 @@ def machine() -> str:
 
 def fmt_row(cells: list[Any], widths: list[int]) -> str:
     return "".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths)))
+
+
+def print_head(cells: list[Any], widths: list[int]) -> None:
+    """A table's header row and the rule under it."""
+    head = fmt_row(cells, widths)
+    print(head)
+    print("-" * len(head))

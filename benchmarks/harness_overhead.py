@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from _service import bare_loop, fmt_row, machine, service_run, start_ray
+from _service import bare_loop, fmt_row, machine, print_head, service_run, start_ray
 
 
 def main() -> None:
@@ -37,10 +37,8 @@ def main() -> None:
     print(f"\nharness overhead: {BENCH_NOTE} 1 actor with {args.cpus_per_actor} CPU ({threads} torch thread(s), the "
           f"bare loop too), batch {args.batch_size}; Ray started in {ray_s:.0f} s (not timed); {machine()}")  # fmt: skip
     widths = [20, 8, 9, 11, 11, 11, 10, 11, 8, 9]
-    head = fmt_row(["model", "samples", "bare/s", "1st row s", "service/s", "ratio e2e", "steady/s", "ratio st.", "target",
-                    "ok"], widths)  # fmt: skip
-    print(head)
-    print("-" * len(head))
+    print_head(["model", "samples", "bare/s", "1st row s", "service/s", "ratio e2e", "steady/s", "ratio st.", "target",
+                "ok"], widths)  # fmt: skip
     for model, n, bare, svc in results:
         r_e2e, r_st = svc["rate"] / bare["rate"], svc["steady"] / bare["rate"]
         ok = f"{'yes' if r_e2e >= 0.9 else 'NO'}/{'yes' if r_st >= 0.9 else 'NO'}"

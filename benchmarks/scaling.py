@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from _service import fmt_row, machine, service_run, start_ray
+from _service import fmt_row, machine, print_head, service_run, start_ray
 
 
 def main() -> None:
@@ -35,10 +35,8 @@ def main() -> None:
     print(f"\nscaling: {model}, {args.samples} samples per run, batch {args.batch_size}, {args.cpus_per_actor} CPU per "
           f"actor, fresh SQLite store per run; Ray started in {ray_s:.0f} s (not timed); {machine()}")  # fmt: skip
     widths = [8, 8, 11, 14, 12, 12, 14, 10, 10, 9]
-    head = fmt_row(["actors", "wall s", "1st row s", "end-to-end/s", "efficiency", "steady/s", "steady eff.", "ideal/s", "target",
-                    "ok"], widths)  # fmt: skip
-    print(head)
-    print("-" * len(head))
+    print_head(["actors", "wall s", "1st row s", "end-to-end/s", "efficiency", "steady/s", "steady eff.", "ideal/s",
+                "target", "ok"], widths)  # fmt: skip
     for n, r in runs.items():
         eff = r["rate"] / (n * one["rate"])
         eff_s = r["steady"] / (n * one["steady"])

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import sys
 
-from flowcut.methods import make_method
+from flowcut.methods import METHODS, LLMMethod, make_method
 from flowcut.models import load
 from flowcut.tasks.registry import get_spec, load_examples
 from jobs.scoring import sample_score
 
 TASKS = ["suite_pope", "suite_gqa", "suite_count", "suite_mme", "suite_mcq", "suite_textvqa"]
-LLM_SIDE = ("fastv", "pdrop", "sparsevlm", "vflowopt")  # the 4-layer LM: budget after the last cut
 
 
 def main(n: int, methods: list[str], checkpoint: str) -> None:
@@ -28,7 +27,8 @@ def main(n: int, methods: list[str], checkpoint: str) -> None:
         for m in methods:
             name, _, b = m.partition("@")
             budget = int(b) if b else 576
-            opts = {"budget_mode": "after_prune"} if name in LLM_SIDE else {}
+            # the 4-layer LM cannot average 64 over its layers: budget after the last cut, as the specs do
+            opts = {"budget_mode": "after_prune"} if issubclass(METHODS[name], LLMMethod) else {}
             scores = []
             for i in range(0, len(examples), 8):
                 chunk = examples[i : i + 8]
