@@ -98,10 +98,19 @@ class EvalActor:
 
 
 def encode_example(ex: Example) -> dict[str, Any]:
-    """An Example as the job-independent part of a Ray Data row: PNG bytes and JSON text travel through Arrow."""
-    buf = io.BytesIO()
-    assert ex.image is not None
-    ex.image.save(buf, format="PNG")
-    return {"sample_id": ex.id, "image": buf.getvalue(), "question": ex.question, "prompt": ex.prompt,
+    """An Example as the job-independent part of a Ray Data row: image bytes and JSON text travel through Arrow.
+
+    The dataset's own bytes go as they are (the driver already decoded them once, so they are
+    known good); only an image that came decoded is encoded, as PNG at zlib level 1: lossless,
+    and ~3x faster than PIL's default level 6 (3.3 vs 9.3 ms for a 336 px scene, serial on the
+    driver before the pool starts).
+    """
+    image = ex.image_bytes
+    if image is None:
+        assert ex.image is not None
+        buf = io.BytesIO()
+        ex.image.save(buf, format="PNG", compress_level=1)
+        image = buf.getvalue()
+    return {"sample_id": ex.id, "image": image, "question": ex.question, "prompt": ex.prompt,
             "reference": json.dumps(ex.reference), "options": json.dumps(ex.options),
             "meta": json.dumps(ex.meta, default=str)}  # fmt: skip

@@ -34,6 +34,8 @@ class Example:
         prompt: the full model text built from the spec's template.
         options: option letter -> text for multiple choice, else empty.
         meta: what metrics group by: ``category``, ``index`` (MMBench), ``pair`` (MME image id).
+        image_bytes: the row's encoded image as stored (PNG, JPEG...), when it came as bytes: the
+            service ships these to its actors instead of re-encoding ``image``.
     """
 
     id: str
@@ -44,6 +46,7 @@ class Example:
     prompt: str = ""
     options: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    image_bytes: bytes | None = None
 
 
 Metric = Callable[[Sequence[str], Sequence[Example]], dict[str, float]]
@@ -168,7 +171,10 @@ def to_example(spec: BenchmarkSpec, row: Mapping[str, Any], position: int | None
         ex.options = _options(spec, row)
         ex.reference = _reference(spec, row.get(spec.answer), ex.options)
         ex.prompt = spec.prompt.format(**_fields(spec, question, ex.options, row.get("hint")))
-        ex.image = _image(row.get(spec.image))
+        value = row.get(spec.image)
+        ex.image = _image(value)
+        if isinstance(value, dict) and isinstance(value.get("bytes"), bytes):
+            ex.image_bytes = value["bytes"]  # decoded once above: known good
     except _BadRow as err:
         ex.error, ex.image = str(err), None
     return ex
