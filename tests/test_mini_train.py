@@ -35,6 +35,35 @@ def test_keep_share_grows_to_all_patches_and_stays() -> None:
     assert shares[59] < 1.0
 
 
+def test_keep_share_holds_at_the_start_share_then_ramps() -> None:
+    assert [train.keep_share(f, 0.0, 0.7, 0.35) for f in (0.0, 0.2, 0.35)] == [0.0, 0.0, 0.0]
+    assert train.keep_share(0.525, 0.0, 0.7, 0.35) == pytest.approx(0.5)  # halfway up the ramp
+    assert train.keep_share(0.7, 0.0, 0.7, 0.35) == 1.0
+
+
+def test_basic_questions_are_answered_by_the_scene() -> None:
+    import random
+
+    from flowcut.tasks.suite.scene import make_scene
+
+    answers: dict[str, set[str]] = {}
+    for seed in range(40):
+        scene = make_scene(seed)
+        colours, shapes = {o.colour for o in scene.objects}, {o.shape for o in scene.objects}
+        places = {o.where: o for o in scene.objects}
+        for q, a in train.basic_qa(scene, random.Random(seed)):
+            words = q.split("\n")[0].rstrip("?").split()
+            if q.startswith("Is there a") and words[4] == "object":
+                assert a == ("yes" if words[3] in colours else "no")
+            elif q.startswith("Is there a"):
+                assert a == ("yes" if words[3] in shapes else "no")
+            else:
+                obj = places[" ".join(words[-2:])]
+                assert a == (obj.colour if q.startswith("What colour") else obj.shape)
+            answers.setdefault(" ".join(words[:2] + words[4:5]), set()).add(a)
+    assert len(answers) == 4 and all(len(v) >= 2 for v in answers.values())  # yes and no; several colours, shapes
+
+
 def test_build_llava_scales_the_lm_init_but_keeps_the_vit(model_and_tok) -> None:
     model, _ = model_and_tok
     std = model.model.language_model.layers[0].self_attn.q_proj.weight.std().item()
@@ -87,3 +116,13 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     assert model.config.vision_config.patch_size == 14
     stats = json.loads((tmp_path / "training.json").read_text())["stats"]
     assert {"clip", "caption", "instruct", "total_minutes"} <= set(stats)
+
+    # a second run that takes stage (a) from the first keeps its ViT and its stage-(a) record
+    again = tmp_path / "again"
+    train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path)
+    first, second = model, LlavaForConditionalGeneration.from_pretrained(again)
+    for (name, a), (_, b) in zip(first.model.vision_tower.state_dict().items(),
+                                 second.model.vision_tower.state_dict().items(), strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, msg=name)
+    clip = json.loads((again / "training.json").read_text())["stats"]["clip"]
+    assert clip["from"] == str(tmp_path) and clip["steps"] == stats["clip"]["steps"]

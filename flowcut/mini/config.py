@@ -34,9 +34,12 @@ class MiniConfig:
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
     caption_minutes: float = 5.0
     instruct_minutes: float = 42.0
-    # background-patch curriculum of the LM stages (train.keep_share): 3% at the start, all at 60%
-    keep_start: float = 0.03
-    keep_full_at: float = 0.6
+    # background-patch curriculum of the LM stages (train.keep_share): none for the first 35%
+    # of a stage, then growing to all at 70%
+    keep_start: float = 0.0
+    keep_hold: float = 0.35
+    keep_full_at: float = 0.7
+    basic_questions: bool = True  # single-lookup training questions beside the suite's (train.basic_qa)
     lm_batch: int = 8
     lm_lr: float = 1e-3
     turns: int = 12  # most questions in one training sequence (multi-turn, as LLaVA's instruct data)

@@ -19,6 +19,7 @@ import platform
 import random
 import time
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from transformers import (
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 from ..tasks.suite import tasks as suite_tasks
-from ..tasks.suite.scene import caption, object_mask, render
+from ..tasks.suite.scene import COLOURS, SHAPES, caption, object_mask, render
 from .clip import ClipPair, cosine_lr, train_clip
 from .config import MiniConfig
 from .tokenizer import train_tokenizer
@@ -127,16 +128,39 @@ def encode_dialogue(tok, turns: list[tuple[str, str]], n_img: int, image_id: int
     return ids, labels
 
 
-def keep_share(frac: float, start: float, full_at: float) -> float:
+def keep_share(frac: float, start: float, full_at: float, hold: float = 0.0) -> float:
     """Share of background patches the LM sees at ``frac`` (0-1) of a stage; object patches always.
 
-    A curriculum: early on the LM sees the object and text patches plus a few background
-    ones, a short sequence where learning to look things up is fast; the share grows
-    linearly to all 576 patches at ``full_at`` and stays there, so the model ends trained
-    on exactly what it sees at evaluation. Without it, our 4-layer LM stayed at chance on
-    every task for 45 min (it must find ~30 object patches among 576 near-identical ones).
+    A curriculum: early on the LM sees the object and text patches plus ``start`` of the
+    background, a short sequence where learning to look things up is fast; after ``hold``
+    the share grows linearly to all 576 patches at ``full_at`` and stays there, so the model
+    ends trained on exactly what it sees at evaluation. Without it, our 4-layer LM stayed at
+    chance on every task for 45 min (it must find ~30 object patches among 576 near-identical ones).
     """
-    return 1.0 if frac >= full_at else start + (1.0 - start) * frac / full_at
+    if frac >= full_at:
+        return 1.0
+    return start + (1.0 - start) * max(0.0, frac - hold) / (full_at - hold)
+
+
+def basic_qa(scene, rng: random.Random) -> list[tuple[str, str]]:
+    """Training-only questions, each one lookup: colour / shape existence, colour / shape at a place.
+
+    The suite's questions compose several lookups (a colour *and* a shape, a count, a
+    relation); a 4-layer LM learned single-lookup questions first in our pilots (colour
+    existence over object patches: chance for ~400 steps, 76% at ~1,200), so these are in
+    the mix from the start. Never asked at evaluation.
+    """
+    colours, shapes = {o.colour for o in scene.objects}, {o.shape for o in scene.objects}
+    c = rng.choice(sorted(colours)) if rng.random() < 0.5 else rng.choice(COLOURS)
+    sh = rng.choice(sorted(shapes)) if rng.random() < 0.5 else rng.choice(SHAPES)
+    o = rng.choice(scene.objects)
+    suffix = suite_tasks.PROMPT_SUFFIX["gqa"]
+    return [
+        (f"Is there a {c} object in the image?{suffix}", "yes" if c in colours else "no"),
+        (f"Is there a {sh} in the image?{suffix}", "yes" if sh in shapes else "no"),
+        (f"What colour is the object at the {o.where}?{suffix}", o.colour),
+        (f"What shape is the object at the {o.where}?{suffix}", o.shape),
+    ]
 
 
 def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.Generator):
@@ -180,7 +204,7 @@ def lm_stage(model, tok, feats, masks, dialogues, minutes: float, cfg: MiniConfi
     gen = torch.Generator().manual_seed(cfg.seed)
     while (frac := (time.time() - start) / (minutes * 60)) < 1.0:
         chunk = [dialogues[rng.randrange(len(dialogues))] for _ in range(cfg.lm_batch)]
-        keep_bg = keep_share(frac, cfg.keep_start, cfg.keep_full_at)
+        keep_bg = keep_share(frac, cfg.keep_start, cfg.keep_full_at, cfg.keep_hold)
         emb, pos, lab, att = dialogue_batch(model, tok, feats, masks, chunk, keep_bg, gen)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, 50, frac, cfg.lm_lr)
@@ -202,6 +226,9 @@ def main(
     out: Path = typer.Option(Path("flowcut/mini/checkpoint"), help="where the checkpoint goes"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
     scale: float = typer.Option(1.0, help="multiply every stage's minutes (0.02 for a smoke run)"),
+    vision_from: Annotated[Path | None, typer.Option(
+        help="skip stage (a): take the ViT of this checkpoint (trained by this script) and its stage-(a) record"
+    )] = None,
 ) -> None:
     cfg = MiniConfig()
     torch.manual_seed(cfg.seed)
@@ -238,7 +265,15 @@ def main(
                       return_tensors="pt", add_special_tokens=False)
             yield pix, enc.input_ids, enc.attention_mask
 
-    stats["clip"] = train_clip(pair, clip_batches(), cfg.clip_minutes * scale, cfg.clip_lr, 100_000, log)
+    if vision_from is None:
+        stats["clip"] = train_clip(pair, clip_batches(), cfg.clip_minutes * scale, cfg.clip_lr, 100_000, log)
+    else:
+        # the ViT is the only weight shared with an earlier run; the LM stages start afresh
+        earlier = LlavaForConditionalGeneration.from_pretrained(vision_from)
+        pair.vision.load_state_dict(earlier.model.vision_tower.state_dict())
+        record = json.loads((vision_from / "training.json").read_text())["stats"]["clip"]
+        stats["clip"] = record | {"from": str(vision_from)}
+        log(f"stage (a) skipped: ViT from {vision_from} ({record['steps']} CLIP steps, {record['seconds'] / 60:.1f} min)")
     model = build_llava(cfg, tok, pair.vision)
     seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
     t1 = time.time()
@@ -251,6 +286,8 @@ def main(
     dialogues = []
     for i, s in enumerate(seeds):
         pairs = qa_for_scene(s, images[i], scenes[i], 0) + qa_for_scene(s, images[i], scenes[i], 1)
+        if cfg.basic_questions:
+            pairs += basic_qa(scenes[i], rng)
         rng.shuffle(pairs)
         while pairs:
             # mostly long dialogues (the 576 image tokens are paid once per sequence), some

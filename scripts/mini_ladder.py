@@ -1,0 +1,181 @@
+"""Which grounding questions a fresh mini LM learns, and how fast: the diagnostic behind the README's mini notes.
+
+    PYTHONPATH=. .venv/bin/python scripts/mini_ladder.py RUNG SECONDS [--tokens full|object] [--threads 1]
+
+Takes the ViT of a mini checkpoint, caches its features for 1,500 train scenes and 300
+held-out ones (seeds 50,000+; cached in /tmp), then trains a fresh projector + LM built by
+``flowcut.mini.train.build_llava`` on one rung for SECONDS of wall time and prints the
+held-out accuracy of the first answer token (teacher-forced, one question per sequence).
+
+Rungs, easiest first:
+  one     scenes with one object: "What colour is the object?" (no lookup: find the object)
+  exists  "Is there a <colour> object in the image?" (compare the question with every object)
+  pope    the suite's POPE question: a colour *and* a shape, bound to one object
+  xattn   not the LM: a one-layer cross-attention classifier whose query is a learned
+          (colour, shape) embedding, on the pope rung, to show what the features allow
+
+``--tokens object`` feeds only the patches that overlap an object or the text box (their
+grid positions kept); ``full`` feeds all 576, as at evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, LlavaForConditionalGeneration
+
+from flowcut.mini import train as T
+from flowcut.mini.config import MiniConfig
+from flowcut.tasks.suite.scene import COLOURS, SHAPES, Scene, object_mask
+from flowcut.tasks.suite.tasks import _pope
+
+HELD_OUT = 50_000
+
+
+def cached(checkpoint: str, path: Path) -> dict:
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    model = LlavaForConditionalGeneration.from_pretrained(checkpoint)
+    proc = T.image_processor(MiniConfig())
+    train_f, train_s, _ = T.cache_features(model, proc, list(range(1500)))
+    test_f, test_s, _ = T.cache_features(model, proc, list(range(HELD_OUT, HELD_OUT + 300)))
+    out = {"train": (train_f, train_s), "test": (test_f, test_s)}
+    torch.save(out, path)
+    return out
+
+
+def question(rung: str, seed: int, scene: Scene) -> tuple[str, str]:
+    if rung == "one":
+        return "What colour is the object?", scene.objects[0].colour
+    if rung == "exists":
+        present, r = sorted({o.colour for o in scene.objects}), random.Random(seed)
+        absent = [c for c in COLOURS if c not in present]
+        c = r.choice(present) if seed % 2 == 0 or not absent else r.choice(absent)
+        return f"Is there a {c} object in the image?", "yes" if c in present else "no"
+    s = _pope(seed, None, scene, random.Random(f"pope:{seed}"))
+    return s["prompt"], s["answer"]
+
+
+def usable(rung: str, scenes: list[Scene]) -> list[int]:
+    return [i for i, sc in enumerate(scenes) if rung != "one" or len(sc.objects) == 1]
+
+
+def lm_batch(model, tok, feats, scenes, idx: list[int], base: int, rung: str, tokens: str):
+    """Embeddings, labels, mask and positions of one question per scene (dropped patches keep positions free)."""
+    image_id, width = model.config.image_token_id, model.config.text_config.hidden_size
+    rows = []
+    for i in idx:
+        q, a = question(rung, base + i, scenes[i])
+        ids, lab = T.encode_dialogue(tok, [(q, a)], 1, image_id)
+        at = ids.index(image_id)
+        keep = torch.arange(576) if tokens == "full" else torch.from_numpy(object_mask(scenes[i]).reshape(-1)).nonzero()[:, 0]
+        text = model.get_input_embeddings()(torch.tensor(ids))
+        vis = model.model.multi_modal_projector(feats[i, keep].float())
+        pos = torch.cat([torch.arange(at), at + keep, torch.arange(at + 576, at + 576 + len(ids) - at - 1)])
+        rows.append((torch.cat([text[:at], vis, text[at + 1 :]]), lab[:at] + [-100] * len(keep) + lab[at + 1 :], pos))
+    n = max(len(r[1]) for r in rows)
+    emb, labels = torch.zeros(len(rows), n, width), torch.full((len(rows), n), -100)
+    mask, pos = torch.zeros(len(rows), n, dtype=torch.long), torch.zeros(len(rows), n, dtype=torch.long)
+    for k, (e, lb, p) in enumerate(rows):
+        emb[k, : len(lb)], labels[k, : len(lb)], mask[k, : len(lb)], pos[k, : len(lb)] = e, torch.tensor(lb), 1, p
+    return emb, labels, mask, pos
+
+
+def run_lm(data: dict, checkpoint: str, rung: str, tokens: str, seconds: float) -> tuple[int, float]:
+    tok = AutoTokenizer.from_pretrained(checkpoint)
+    tower = LlavaForConditionalGeneration.from_pretrained(checkpoint).model.vision_tower
+    model = T.build_llava(MiniConfig(), tok, tower)
+    params = [p for n, p in model.named_parameters() if not n.startswith("model.vision_tower")]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
+    (feats, scenes), rng = data["train"], random.Random(0)
+    pool, start, step = usable(rung, scenes), time.time(), 0
+    while time.time() - start < seconds:
+        emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, [rng.choice(pool) for _ in range(8)], 0, rung, tokens)
+        loss = model(inputs_embeds=emb, attention_mask=mask, position_ids=pos, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+    model.eval()
+    (feats, scenes), hits = data["test"], []
+    with torch.no_grad():
+        test = usable(rung, scenes)[:200]
+        for k in range(0, len(test), 8):
+            emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, test[k : k + 8], HELD_OUT, rung, tokens)
+            logits = model(inputs_embeds=emb, attention_mask=mask, position_ids=pos).logits
+            for b in range(len(labels)):
+                first = int((labels[b] != -100).nonzero()[0])
+                hits.append(int(logits[b, first - 1].argmax()) == int(labels[b, first]))
+    return step, sum(hits) / len(hits)
+
+
+class CrossAttention(torch.nn.Module):
+    """One attention read-out: a learned query per (colour, shape) over the projected patches."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = torch.nn.Sequential(torch.nn.LayerNorm(dim), torch.nn.Linear(dim, dim), torch.nn.GELU(),
+                                        torch.nn.Linear(dim, dim))  # fmt: skip
+        self.query = torch.nn.Embedding(len(COLOURS) * len(SHAPES), dim)
+        self.out = torch.nn.Linear(dim, 1)
+
+    def forward(self, feats: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        keys, query = self.proj(feats), self.query(q)
+        att = (keys @ query[:, :, None]).squeeze(-1).div(keys.shape[-1] ** 0.5).softmax(-1)
+        return self.out((att[..., None] * keys).sum(1) * query).squeeze(-1)
+
+
+def xattn_batch(feats, scenes, idx: list[int], base: int):
+    qs, ys = [], []
+    for i in idx:
+        text, answer = question("pope", base + i, scenes[i])
+        colour, shape = text.split()[3], text.split()[4]
+        qs.append(COLOURS.index(colour) * len(SHAPES) + SHAPES.index(shape))
+        ys.append(float(answer == "yes"))
+    return feats[idx].float(), torch.tensor(qs), torch.tensor(ys)
+
+
+def run_xattn(data: dict, seconds: float) -> tuple[int, float]:
+    torch.manual_seed(0)
+    (feats, scenes), rng = data["train"], random.Random(0)
+    net = CrossAttention(feats.shape[-1])
+    opt, start, step = torch.optim.Adam(net.parameters(), 1e-3), time.time(), 0
+    while time.time() - start < seconds:
+        x, q, y = xattn_batch(feats, scenes, [rng.randrange(len(scenes)) for _ in range(32)], 0)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x, q), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+    feats, scenes = data["test"]
+    with torch.no_grad():
+        x, q, y = xattn_batch(feats, scenes, list(range(len(scenes))), HELD_OUT)
+        return step, float(((net(x, q) > 0).float() == y).float().mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("rung", choices=["one", "exists", "pope", "xattn"])
+    ap.add_argument("seconds", type=float)
+    ap.add_argument("--tokens", choices=["full", "object"], default="full")
+    ap.add_argument("--checkpoint", default="flowcut/mini/checkpoint")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    data = cached(args.checkpoint, Path("/tmp/flowcut_mini_ladder_features.pt"))
+    if args.rung == "xattn":
+        steps, acc = run_xattn(data, args.seconds)
+        print(f"xattn (pope rung, full tokens): {steps} steps of 32, held-out accuracy {100 * acc:.1f}%")
+    else:
+        steps, acc = run_lm(data, args.checkpoint, args.rung, args.tokens, args.seconds)
+        print(f"lm {args.rung} ({args.tokens} tokens): {steps} steps of 8, held-out accuracy {100 * acc:.1f}%")
+
+
+if __name__ == "__main__":
+    main()
