@@ -65,23 +65,12 @@ def usable(rung: str, scenes: list[Scene]) -> list[int]:
 
 
 def lm_batch(model, tok, feats, scenes, idx: list[int], base: int, rung: str, tokens: str):
-    """Embeddings, labels, mask and positions of one question per scene (dropped patches keep positions free)."""
-    image_id, width = model.config.image_token_id, model.config.text_config.hidden_size
-    rows = []
-    for i in idx:
-        q, a = question(rung, base + i, scenes[i])
-        ids, lab = T.encode_dialogue(tok, [(q, a)], 1, image_id)
-        at = ids.index(image_id)
-        keep = torch.arange(576) if tokens == "full" else torch.from_numpy(object_mask(scenes[i]).reshape(-1)).nonzero()[:, 0]
-        text = model.get_input_embeddings()(torch.tensor(ids))
-        vis = model.model.multi_modal_projector(feats[i, keep].float())
-        pos = torch.cat([torch.arange(at), at + keep, torch.arange(at + 576, at + 576 + len(ids) - at - 1)])
-        rows.append((torch.cat([text[:at], vis, text[at + 1 :]]), lab[:at] + [-100] * len(keep) + lab[at + 1 :], pos))
-    n = max(len(r[1]) for r in rows)
-    emb, labels = torch.zeros(len(rows), n, width), torch.full((len(rows), n), -100)
-    mask, pos = torch.zeros(len(rows), n, dtype=torch.long), torch.zeros(len(rows), n, dtype=torch.long)
-    for k, (e, lb, p) in enumerate(rows):
-        emb[k, : len(lb)], labels[k, : len(lb)], mask[k, : len(lb)], pos[k, : len(lb)] = e, torch.tensor(lb), 1, p
+    """One question per scene through the training script's own batch builder (dropped patches keep positions)."""
+    masks = torch.ones(len(scenes), 576, dtype=torch.bool)
+    if tokens == "object":
+        masks[idx] = torch.stack([torch.from_numpy(object_mask(scenes[i]).reshape(-1)) for i in idx])
+    chunk = [(i, [question(rung, base + i, scenes[i])]) for i in idx]
+    emb, pos, labels, mask = T.dialogue_batch(model, tok, feats, masks, chunk, 0.0, torch.Generator().manual_seed(0))
     return emb, labels, mask, pos
 
 
