@@ -66,11 +66,13 @@ def usable(rung: str, scenes: list[Scene]) -> list[int]:
 
 def lm_batch(model, tok, feats, scenes, idx: list[int], base: int, rung: str, tokens: str):
     """One question per scene through the training script's own batch builder (dropped patches keep positions)."""
-    masks = torch.ones(len(scenes), 576, dtype=torch.bool)
     if tokens == "object":
-        masks[idx] = torch.stack([torch.from_numpy(object_mask(scenes[i]).reshape(-1)) for i in idx])
-    chunk = [(i, [question(rung, base + i, scenes[i])]) for i in idx]
-    emb, pos, labels, mask = T.dialogue_batch(model, tok, feats, masks, chunk, 0.0, torch.Generator().manual_seed(0))
+        masks = torch.stack([torch.from_numpy(object_mask(scenes[i]).reshape(-1)) for i in idx])
+    else:
+        masks = torch.ones(len(idx), feats.shape[1], dtype=torch.bool)
+    # rows k of feats[idx] / masks belong to scene idx[k]
+    chunk = [(k, [question(rung, base + i, scenes[i])]) for k, i in enumerate(idx)]
+    emb, pos, labels, mask = T.dialogue_batch(model, tok, feats[idx], masks, chunk, 0.0, torch.Generator().manual_seed(0))
     return emb, labels, mask, pos
 
 

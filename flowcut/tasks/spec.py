@@ -136,14 +136,16 @@ def _reference(spec: BenchmarkSpec, value: object, options: dict[str, str]) -> s
     raise _BadRow(f"{spec.answer}: unknown answer format for {fmt!r}: {value!r:.80}")
 
 
-def _image(value: object) -> Image.Image:
+def _image(value: object) -> tuple[Image.Image, bytes | None]:
+    """The decoded RGB image, and the row's encoded bytes when it stored them."""
     if value is None:
         raise _BadRow("image: missing")
     try:
         if isinstance(value, Image.Image):
-            return value.convert("RGB")
+            return value.convert("RGB"), None
         if isinstance(value, dict) and (value.get("bytes") or value.get("path")):
-            return open_image(value.get("bytes") or value["path"])
+            raw = value.get("bytes")
+            return open_image(raw or value["path"]), raw if isinstance(raw, bytes) else None
     except FlowcutError as err:
         raise _BadRow(str(err)) from None
     except OSError as err:  # a PIL image whose data fails on load
@@ -171,10 +173,7 @@ def to_example(spec: BenchmarkSpec, row: Mapping[str, Any], position: int | None
         ex.options = _options(spec, row)
         ex.reference = _reference(spec, row.get(spec.answer), ex.options)
         ex.prompt = spec.prompt.format(**_fields(spec, question, ex.options, row.get("hint")))
-        value = row.get(spec.image)
-        ex.image = _image(value)
-        if isinstance(value, dict) and isinstance(value.get("bytes"), bytes):
-            ex.image_bytes = value["bytes"]  # decoded once above: known good
+        ex.image, ex.image_bytes = _image(row.get(spec.image))  # the bytes decoded: known good
     except _BadRow as err:
         ex.error, ex.image = str(err), None
     return ex
