@@ -64,6 +64,22 @@ def test_basic_questions_are_answered_by_the_scene() -> None:
     assert len(answers) == 4 and all(len(v) >= 2 for v in answers.values())  # yes and no; several colours, shapes
 
 
+def test_clip_batches_group_a_scene_with_its_edits(model_and_tok) -> None:
+    import dataclasses
+
+    _, tok = model_and_tok
+    cfg = dataclasses.replace(CFG, clip_batch=8, clip_group=4)
+    pix, ids, mask = next(train.clip_batches(cfg, train.image_processor(cfg), tok))
+    assert pix.shape == (8, 3, 336, 336) and ids.shape[0] == mask.shape[0] == 8
+    captions = tok.batch_decode(ids, skip_special_tokens=True)
+    # every image of a group differs from the first in a few object or text pixels, never everywhere
+    for start in (0, 4):
+        changed = [(pix[start + k] != pix[start]).any(0).float().mean().item() for k in range(1, 4)]
+        assert all(0 < c < 0.25 for c in changed), changed
+    assert (pix[4] != pix[0]).any(0).float().mean() > 0.5  # the next group is another scene
+    assert len(set(captions)) == 8
+
+
 def test_build_llava_scales_the_lm_init_but_keeps_the_vit(model_and_tok) -> None:
     model, _ = model_and_tok
     std = model.model.language_model.layers[0].self_attn.q_proj.weight.std().item()

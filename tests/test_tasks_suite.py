@@ -53,22 +53,56 @@ def test_scene_is_a_function_of_the_seed() -> None:
     assert img1.size == (336, 336) and render(8)[0].tobytes() != img1.tobytes()
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_scene_invariants(seed: int) -> None:
-    scene = make_scene(seed)
+def assert_valid(scene: Scene) -> None:
+    from flowcut.tasks.suite.scene import SIDE, cell_of
+
     assert 1 <= len(scene.objects) <= 5
     cells = [(o.row, o.col) for o in scene.objects]
     combos = [(o.colour, o.shape) for o in scene.objects]
     assert len(set(cells)) == len(cells) and len(set(combos)) == len(combos)
     if scene.text_box is not None:
-        from flowcut.tasks.suite.scene import cell_of
-
         assert cell_of(scene.text_box) not in cells
         assert scene.text.isdigit() or scene.text.isalpha()
+        r, c = cell_of(scene.text_box)
+        x0, y0, x1, y1 = scene.text_box
+        assert c * 112 + 4 <= x0 and x1 <= (c + 1) * 112 - 4 and r * 112 + 4 <= y0 and y1 <= (r + 1) * 112 - 4
     for o in scene.objects:
         x0, y0, x1, y1 = o.box
         assert (o.row, o.col) == ((y0 + y1) // 2 // 112, (x0 + x1) // 2 // 112)
-        assert 30 <= x1 - x0 <= 90
+        assert o.col * 112 + 4 <= x0 and x1 <= (o.col + 1) * 112 - 4, o
+        assert o.row * 112 + 4 <= y0 and y1 <= (o.row + 1) * 112 - 4, o
+        assert abs(x1 - x0 - SIDE[o.size]) <= 3 and x1 - x0 == y1 - y0
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_scene_invariants(seed: int) -> None:
+    assert_valid(make_scene(seed))
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_edit_changes_one_fact(seed: int) -> None:
+    from flowcut.tasks.suite.scene import EDITS, edit
+
+    scene, rng = make_scene(seed), random.Random(seed)
+    image = render(seed)[0]
+    for kind in EDITS:
+        new = edit(scene, kind, rng)
+        if new is None:
+            continue
+        assert_valid(new)
+        facts = lambda sc: [(o.shape, o.colour, o.size, o.row, o.col) for o in sc.objects] + [sc.text]  # noqa: E731
+        changed = [a != b for a, b in zip(facts(scene), facts(new), strict=True)]
+        assert sum(changed) == (2 if kind == "swap" else 1), (kind, scene, new)
+        # same background and clutter: every changed pixel lies in an object or text box of either scene
+        diff = np.abs(np.asarray(render(seed, new)[0], np.int16) - np.asarray(image, np.int16)).sum(-1) > 0
+        boxes = np.zeros_like(diff)
+        for sc in (scene, new):
+            for x0, y0, x1, y1 in [o.box for o in sc.objects] + [sc.text_box] * (sc.text_box is not None):
+                boxes[y0:y1, x0:x1] = True
+        assert diff.any() and not (diff & ~boxes).any(), kind
+    assert make_scene(seed) == scene  # edits copy, never mutate
+    with pytest.raises(ValueError, match="unknown edit 'blur'"):
+        edit(scene, "blur", rng)
 
 
 def test_caption_and_mask() -> None:

@@ -31,6 +31,7 @@ class MiniConfig:
     clip_minutes: float = 18.0
     clip_batch: int = 32  # contrastive negatives vs. steps in the time budget (~5 s per 48 images)
     clip_lr: float = 1e-3
+    clip_group: int = 4  # images per train scene in a batch: the scene and edits of it (train.clip_batches)
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
     caption_minutes: float = 5.0
     instruct_minutes: float = 42.0

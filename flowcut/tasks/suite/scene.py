@@ -216,14 +216,19 @@ def _layout(rng: random.Random, seed: int) -> Scene:
     return Scene(seed, objects, text, text_box)
 
 
-def render(seed: int) -> tuple[Image.Image, Scene]:
+def render(seed: int, scene: Scene | None = None) -> tuple[Image.Image, Scene]:
     """Draw the scene for ``seed``.
+
+    Args:
+        scene: draw these facts instead of the seed's own, over the seed's background and
+            clutter (``edit`` makes such scenes: a pair that differs in one fact and nothing else).
 
     Returns:
         A 336x336 RGB image and its ``Scene``; the same seed gives identical pixels.
     """
     rng, gen = random.Random(seed), np.random.default_rng(seed)
-    scene = _layout(rng, seed)
+    own = _layout(rng, seed)  # always drawn: it advances the stream the background reads next
+    scene = own if scene is None else scene
     img = _background(rng, gen)
     draw = ImageDraw.Draw(img)
     _clutter(draw, rng)  # under the objects: clutter never hides them
@@ -232,6 +237,72 @@ def render(seed: int) -> tuple[Image.Image, Scene]:
     if scene.text is not None and scene.text_box is not None:
         img.paste(_text_image(scene.text), scene.text_box[:2])
     return img, scene
+
+
+EDITS = ("shape", "colour", "size", "move", "swap", "text")
+
+
+def _in_cell(box: tuple[int, int, int, int], row: int, col: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """A w x h box centred where ``box`` was, clamped 4 px inside cell (row, col)."""
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    x0 = min(max(cx - w // 2, col * CELL + 4), (col + 1) * CELL - 4 - w)
+    y0 = min(max(cy - h // 2, row * CELL + 4), (row + 1) * CELL - 4 - h)
+    return x0, y0, x0 + w, y0 + h
+
+
+def edit(scene: Scene, kind: str, rng: random.Random) -> Scene | None:
+    """A copy of ``scene`` with one fact changed, or None when ``kind`` does not apply.
+
+    The hard negatives of the ViT's contrastive stage: drawn by ``render(scene.seed, edited)``
+    the two images share background and clutter, so only the named fact tells them apart.
+    Kinds (``EDITS``): shape or colour of one object (the colour-shape pair stays unique),
+    size of one object, move one object to a free cell, swap the cells of two objects, and
+    another word or number in the text box.
+    """
+    objs = [Obj(o.shape, o.colour, o.size, o.row, o.col, o.box) for o in scene.objects]
+    text, text_box = scene.text, scene.text_box
+    o = rng.choice(objs)
+    taken = {(p.colour, p.shape) for p in objs}
+    if kind in ("shape", "colour"):
+        options = (
+            [(o.colour, s) for s in SHAPES] if kind == "shape" else [(c, o.shape) for c in COLOURS]
+        )  # fmt: skip
+        options = [c for c in options if c not in taken]
+        if not options:
+            return None
+        o.colour, o.shape = rng.choice(options)
+    elif kind == "size":
+        o.size = "large" if o.size == "small" else "small"
+        side = SIDE[o.size] + (o.box[2] - o.box[0] - SIDE["small" if o.size == "large" else "large"])
+        o.box = _in_cell(o.box, o.row, o.col, side, side)
+    elif kind == "move":
+        used = {(p.row, p.col) for p in objs} | ({cell_of(text_box)} if text_box else set())
+        free = [(r, c) for r in range(3) for c in range(3) if (r, c) not in used]
+        if not free:
+            return None
+        r, c = rng.choice(free)
+        dx, dy = (c - o.col) * CELL, (r - o.row) * CELL  # same offset inside the new cell
+        o.row, o.col, o.box = r, c, (o.box[0] + dx, o.box[1] + dy, o.box[2] + dx, o.box[3] + dy)
+    elif kind == "swap":
+        if len(objs) < 2:
+            return None
+        a, b = rng.sample(objs, 2)
+        wa, wb = a.box[2] - a.box[0], b.box[2] - b.box[0]
+        a.box, b.box = _in_cell(b.box, b.row, b.col, wa, wa), _in_cell(a.box, a.row, a.col, wb, wb)
+        a.row, a.col, b.row, b.col = b.row, b.col, a.row, a.col
+    elif kind == "text":
+        if text is None or text_box is None:
+            return None
+        others = [str(k) for k in range(100)] if text.isdigit() else list(WORDS)
+        text = rng.choice([t for t in others if t != text])
+        w, h = _text_image(text).size
+        r, c = cell_of(text_box)
+        x0 = min(text_box[0], (c + 1) * CELL - 4 - w)
+        y0 = min(text_box[1], (r + 1) * CELL - 4 - h)
+        text_box = (x0, y0, x0 + w, y0 + h)
+    else:
+        raise ValueError(f"unknown edit {kind!r}; known: {', '.join(EDITS)}")
+    return Scene(scene.seed, objs, text, text_box)
 
 
 def caption(scene: Scene, rng: random.Random) -> str:
