@@ -78,6 +78,8 @@ def test_clip_batches_group_a_scene_with_its_edits(model_and_tok) -> None:
         assert all(0 < c < 0.25 for c in changed), changed
     assert (pix[4] != pix[0]).any(0).float().mean() > 0.5  # the next group is another scene
     assert len(set(captions)) == 8
+    plain = next(train.clip_batches(dataclasses.replace(cfg, clip_group=1), train.image_processor(cfg), tok))[0]
+    assert all((plain[k] != plain[0]).any(0).float().mean() > 0.5 for k in range(1, 8))  # 8 distinct scenes
 
 
 def test_build_llava_scales_the_lm_init_but_keeps_the_vit(model_and_tok) -> None:

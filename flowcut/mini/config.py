@@ -31,7 +31,10 @@ class MiniConfig:
     clip_minutes: float = 18.0
     clip_batch: int = 32  # contrastive negatives vs. steps in the time budget (~5 s per 48 images)
     clip_lr: float = 1e-3
-    clip_group: int = 4  # images per train scene in a batch: the scene and edits of it (train.clip_batches)
+    # images per train scene in a stage-(a) batch: the scene and edits of it (train.clip_batches).
+    # 4, with vit_pos_std 128**-0.5, was tried once (2026-11-30) and did not help: README, "hard negatives"
+    clip_group: int = 1
+    vit_pos_std: float | None = None  # ViT position-embedding init; None keeps transformers' 0.02
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
     caption_minutes: float = 5.0
     instruct_minutes: float = 42.0

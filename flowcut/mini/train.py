@@ -77,13 +77,14 @@ def corpus(n: int) -> list[str]:
 def clip_batches(cfg: MiniConfig, proc, tok, seed: int = 100_000):
     """Endless (pixels, ids, mask) batches for stage (a), in groups of ``cfg.clip_group`` images.
 
-    A group is a train scene and edits of it (``scene.edit``: one object's shape, colour, size
-    or cell, two objects swapped, another word), drawn over the same background. Random
-    batches of 32 scenes are told apart by their colours alone, and a ViT trained on them
-    learned little else: linear probes on its patch features read colour 100%, shape 73%,
-    cell and word at chance. A group's captions differ in one fact, so the contrastive loss
-    pays for shape, position, binding and reading. Seeds from 100,000 on: the train range,
-    apart from the scenes the LM stages cache.
+    At 1 (the default, which made the shipped checkpoint) a batch is ``clip_batch`` distinct
+    train scenes. Such batches are told apart by colour alone, and the ViT trained on them
+    learned little else (``scripts/mini_probe.py``: colour 100%, shape 73%, cell and word at
+    chance). Above 1 a group is a train scene and edits of it (``scene.edit``: one object's
+    shape, colour, size or cell, two objects swapped, another word) over the same background,
+    so the contrastive loss pays for shape, position, binding and reading; one 18-min run of
+    it did not yet help (README). Seeds from 100,000 on: the train range, apart from the
+    scenes the LM stages cache.
     """
     rng = random.Random(1)
     while True:
@@ -91,7 +92,7 @@ def clip_batches(cfg: MiniConfig, proc, tok, seed: int = 100_000):
         while len(images) < cfg.clip_batch:
             base = make_scene(seed)
             group = [base]
-            for kind in rng.sample(EDITS, len(EDITS)):
+            for kind in rng.sample(EDITS, len(EDITS)) if cfg.clip_group > 1 else ():
                 if len(group) == cfg.clip_group:
                     break
                 if (new := edit(base, kind, rng)) is not None:
@@ -284,13 +285,13 @@ def main(
         num_attention_heads=cfg.vit_heads, image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=128,
     )
     vision = CLIPVisionModel(vcfg)
-    # OpenAI CLIP draws its position embedding at std width**-0.5; transformers' default (0.02)
-    # left it 1/150 of the trained patch embedding, and no patch feature said where it was
-    # (linear probe for an object's cell: chance, 14%). At width**-0.5 the same probe reads 45%
-    # from the object's centre patch after 10 min of stage (a).
-    for module in vision.modules():
-        if isinstance(module, CLIPVisionEmbeddings):
-            torch.nn.init.normal_(module.position_embedding.weight, std=cfg.vit_width**-0.5)
+    # transformers' default (0.02) leaves the position embedding 1/150 of the trained patch
+    # embedding, and no patch feature says where it is (scripts/mini_probe.py: an object's cell
+    # at chance); OpenAI CLIP draws it at width**-0.5, which the option allows
+    if cfg.vit_pos_std is not None:
+        for module in vision.modules():
+            if isinstance(module, CLIPVisionEmbeddings):
+                torch.nn.init.normal_(module.position_embedding.weight, std=cfg.vit_pos_std)
     pair = ClipPair(vision, len(tok), width=128)
     stats: dict = {"device": device, "host": platform.node(), "cpu_threads": torch.get_num_threads()}
 
