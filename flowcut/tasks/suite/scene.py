@@ -14,7 +14,7 @@ what lets ``object_mask`` say where [CLS] attention *should* land.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -259,14 +259,14 @@ def edit(scene: Scene, kind: str, rng: random.Random) -> Scene | None:
     size of one object, move one object to a free cell, swap the cells of two objects, and
     another word or number in the text box.
     """
-    objs = [Obj(o.shape, o.colour, o.size, o.row, o.col, o.box) for o in scene.objects]
+    if kind not in EDITS:
+        raise ValueError(f"unknown edit {kind!r}; known: {', '.join(EDITS)}")
+    objs = [replace(o) for o in scene.objects]
     text, text_box = scene.text, scene.text_box
     o = rng.choice(objs)
     taken = {(p.colour, p.shape) for p in objs}
     if kind in ("shape", "colour"):
-        options = (
-            [(o.colour, s) for s in SHAPES] if kind == "shape" else [(c, o.shape) for c in COLOURS]
-        )  # fmt: skip
+        options = [(o.colour, s) for s in SHAPES] if kind == "shape" else [(c, o.shape) for c in COLOURS]
         options = [c for c in options if c not in taken]
         if not options:
             return None
@@ -290,7 +290,7 @@ def edit(scene: Scene, kind: str, rng: random.Random) -> Scene | None:
         wa, wb = a.box[2] - a.box[0], b.box[2] - b.box[0]
         a.box, b.box = _in_cell(b.box, b.row, b.col, wa, wa), _in_cell(a.box, a.row, a.col, wb, wb)
         a.row, a.col, b.row, b.col = b.row, b.col, a.row, a.col
-    elif kind == "text":
+    else:  # text
         if text is None or text_box is None:
             return None
         others = [str(k) for k in range(100)] if text.isdigit() else list(WORDS)
@@ -300,8 +300,6 @@ def edit(scene: Scene, kind: str, rng: random.Random) -> Scene | None:
         x0 = min(text_box[0], (c + 1) * CELL - 4 - w)
         y0 = min(text_box[1], (r + 1) * CELL - 4 - h)
         text_box = (x0, y0, x0 + w, y0 + h)
-    else:
-        raise ValueError(f"unknown edit {kind!r}; known: {', '.join(EDITS)}")
     return Scene(scene.seed, objs, text, text_box)
 
 
