@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import torch
-from transformers import CLIPVisionModel, LlavaForConditionalGeneration
+from transformers import AutoConfig, CLIPVisionModel, LlavaForConditionalGeneration
 
 from flowcut.mini.config import MiniConfig
 from flowcut.mini.train import image_processor
@@ -26,10 +26,10 @@ GRID = 24
 
 
 def tower(path: str) -> torch.nn.Module:
-    try:
+    # from_pretrained would build a random LLaVA around a bare ViT with a warning, not an error
+    if AutoConfig.from_pretrained(path).model_type == "llava":
         return LlavaForConditionalGeneration.from_pretrained(path).model.vision_tower.eval()
-    except (ValueError, KeyError, OSError):
-        return CLIPVisionModel.from_pretrained(path).eval()
+    return CLIPVisionModel.from_pretrained(path).eval()
 
 
 @torch.inference_mode()
