@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import torch
 from transformers import AutoConfig, CLIPVisionModel, LlavaForConditionalGeneration
 
 from flowcut.mini.config import MiniConfig
 from flowcut.mini.train import image_processor
-from flowcut.tasks.suite.scene import COLOURS, PATCH, SHAPES, SIZES, WORDS, render
+from flowcut.tasks.suite.scene import COLOURS, PATCH, SHAPES, SIZES, WORDS, box_patches, render
 
 GRID = 24
 
@@ -44,9 +43,8 @@ def features(vision: torch.nn.Module, seeds: list[int]) -> tuple[torch.Tensor, l
 
 
 def patches(box: tuple[int, int, int, int]) -> list[int]:
-    x0, y0, x1, y1 = box
-    rows, cols = range(y0 // PATCH, int(np.ceil(y1 / PATCH))), range(x0 // PATCH, int(np.ceil(x1 / PATCH)))
-    return [r * GRID + c for r in rows for c in cols]
+    rows, cols = box_patches(box, GRID)
+    return [r * GRID + c for r in range(rows.start, rows.stop) for c in range(cols.start, cols.stop)]
 
 
 def centre(box: tuple[int, int, int, int]) -> list[int]:

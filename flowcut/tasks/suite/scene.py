@@ -272,9 +272,9 @@ def edit(scene: Scene, kind: str, rng: random.Random) -> Scene | None:
             return None
         o.colour, o.shape = rng.choice(options)
     elif kind == "size":
+        jitter = o.box[2] - o.box[0] - SIDE[o.size]
         o.size = "large" if o.size == "small" else "small"
-        side = SIDE[o.size] + (o.box[2] - o.box[0] - SIDE["small" if o.size == "large" else "large"])
-        o.box = _in_cell(o.box, o.row, o.col, side, side)
+        o.box = _in_cell(o.box, o.row, o.col, SIDE[o.size] + jitter, SIDE[o.size] + jitter)
     elif kind == "move":
         used = {(p.row, p.col) for p in objs} | ({cell_of(text_box)} if text_box else set())
         free = [(r, c) for r in range(3) for c in range(3) if (r, c) not in used]
@@ -321,6 +321,14 @@ def caption(scene: Scene, rng: random.Random) -> str:
     return " ".join(parts)
 
 
+def box_patches(box: tuple[int, int, int, int], grid: int = 24) -> tuple[slice, slice]:
+    """(rows, cols) slices of the ``grid`` x ``grid`` patches that overlap a half-open pixel box."""
+    x0, y0, x1, y1 = box
+    step = SIZE / grid
+    # patch j spans [j*step, (j+1)*step); it overlaps [x0, x1) iff j*step < x1 and (j+1)*step > x0
+    return slice(int(y0 // step), int(np.ceil(y1 / step))), slice(int(x0 // step), int(np.ceil(x1 / step)))
+
+
 def object_mask(scene: Scene, grid: int = 24) -> np.ndarray:
     """Which patches of a ``grid`` x ``grid`` layout overlap an object or the text box.
 
@@ -328,11 +336,6 @@ def object_mask(scene: Scene, grid: int = 24) -> np.ndarray:
         bool [grid, grid], row-major like the ViT's patch order (14 px patches at grid=24).
     """
     mask = np.zeros((grid, grid), dtype=bool)
-    step = SIZE / grid
-    boxes = [o.box for o in scene.objects] + ([scene.text_box] if scene.text_box else [])
-    for x0, y0, x1, y1 in boxes:
-        # patch j spans [j*step, (j+1)*step); it overlaps [x0, x1) iff j*step < x1 and (j+1)*step > x0
-        c0, c1 = int(x0 // step), int(np.ceil(x1 / step))
-        r0, r1 = int(y0 // step), int(np.ceil(y1 / step))
-        mask[r0:r1, c0:c1] = True
+    for box in [o.box for o in scene.objects] + ([scene.text_box] if scene.text_box else []):
+        mask[box_patches(box, grid)] = True
     return mask
