@@ -135,12 +135,64 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     stats = json.loads((tmp_path / "training.json").read_text())["stats"]
     assert {"clip", "caption", "instruct", "total_minutes"} <= set(stats)
 
-    # a second run that takes stage (a) from the first keeps its ViT and its stage-(a) record
+    # a second run that takes stage (a) from the first keeps its ViT (all but the layers the
+    # instruction stage tunes) and its stage-(a) record
     again = tmp_path / "again"
     train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path)
     first, second = model, LlavaForConditionalGeneration.from_pretrained(again)
+    tuned = {f".layers.{k}." for k in range(CFG.vit_tune_from or 0, CFG.vit_layers - 1)} if CFG.vit_tune_from else set()
+    kept = 0
     for (name, a), (_, b) in zip(first.model.vision_tower.state_dict().items(),
                                  second.model.vision_tower.state_dict().items(), strict=True):  # fmt: skip
-        torch.testing.assert_close(a, b, msg=name)
+        if not any(t in name for t in tuned):
+            torch.testing.assert_close(a, b, msg=name)
+            kept += 1
+    assert kept >= 3  # at least the embeddings and pre-norm were compared
     clip = json.loads((again / "training.json").read_text())["stats"]["clip"]
     assert clip["from"] == str(tmp_path) and clip["steps"] == stats["clip"]["steps"]
+
+
+def test_sincos_codes_are_unit_scale_and_tell_every_patch_apart() -> None:
+    codes = train.sincos_2d(24, 128)
+    assert codes.shape == (576, 128)
+    torch.testing.assert_close(codes.std(0), torch.ones(128), atol=1e-3, rtol=0)
+    assert torch.cdist(codes, codes).add(torch.eye(576) * 1e9).min() > 0.1  # no two patches share a code
+
+
+def test_vision_with_sincos_positions_keeps_them_fixed() -> None:
+    import dataclasses
+
+    cfg = dataclasses.replace(CFG, vit_width=32, vit_mlp=64, vit_layers=2, vit_heads=2, vit_pos_sincos=2.0)
+    emb = train.build_vision(cfg).embeddings.position_embedding
+    assert not emb.weight.requires_grad  # stage (a) cannot train it away
+    assert emb.weight[0].abs().sum() == 0  # the [CLS] slot has no position
+    assert emb.weight[1:].std().item() == pytest.approx(2.0, rel=0.01)
+
+
+def test_top_features_finish_a_lower_cache_to_the_feature_layer(model_and_tok) -> None:
+    model, _ = model_and_tok
+    proc = train.image_processor(CFG)
+    direct, _, _ = train.cache_features(model, proc, [0, 1])
+    lower, _, _ = train.cache_features(model, proc, [0, 1], first=0)
+    assert lower.shape == (2, 577, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(train.top_features(model, lower, 0), direct.float(), atol=2e-2, rtol=0)
+        torch.testing.assert_close(train.top_features(model, direct, None), direct.float())
+
+
+def test_lm_stage_tunes_the_vit_layers_above_the_cache_only(model_and_tok) -> None:
+    import copy
+    import dataclasses
+
+    model, tok = copy.deepcopy(model_and_tok[0]), model_and_tok[1]
+    cfg = dataclasses.replace(CFG, vit_tune_from=0, vit_lr=1e-2, lm_batch=2)
+    before = {k: v.clone() for k, v in model.model.vision_tower.state_dict().items()}
+    feats, scenes, _ = train.cache_features(model, train.image_processor(CFG), [0, 1], first=0)
+    masks = torch.ones(2, 576, dtype=torch.bool)
+    dialogues = [(i, [("What colour is the object?", "red")]) for i in range(2)]
+    train.lm_stage(model, tok, feats, masks, dialogues, 0.002, cfg, "t", lambda _: None, tune_vit=True)
+    after = model.model.vision_tower.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    # 2 layers, features from the 1st: only layer 0 is above the cache and below the feature layer
+    assert changed and all(".layers.0." in k for k in changed)
+    assert not any(p.requires_grad for p in model.model.vision_tower.parameters())

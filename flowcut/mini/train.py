@@ -34,7 +34,6 @@ from transformers import (
     LlavaProcessor,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 
 from ..tasks.suite import tasks as suite_tasks
 from ..tasks.suite.scene import COLOURS, EDITS, SHAPES, caption, edit, make_scene, object_mask, render
@@ -106,6 +105,45 @@ def clip_batches(cfg: MiniConfig, proc, tok, seed: int = 100_000):
         yield pix, enc.input_ids, enc.attention_mask
 
 
+def sincos_2d(grid: int, width: int, temperature: float = 100.0) -> torch.Tensor:
+    """[grid * grid, width] 2D sine-cosine position codes (MAE's), raster order, unit std per dim.
+
+    A quarter of the dims each: sin / cos of the row, sin / cos of the column, at geometric
+    frequencies; temperature 100 (MAE uses 10,000 for a 14 grid) keeps most dims varying over 24.
+    """
+    quarter = width // 4
+    omega = temperature ** (-torch.arange(quarter, dtype=torch.float32) / quarter)
+    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32),
+                            indexing="ij")
+    ay, ax = ys.reshape(-1, 1) * omega, xs.reshape(-1, 1) * omega
+    codes = torch.cat([ay.sin(), ay.cos(), ax.sin(), ax.cos()], dim=1)
+    return (codes - codes.mean(0)) / codes.std(0).clamp_min(1e-3)
+
+
+def build_vision(cfg: MiniConfig) -> CLIPVisionModel:
+    """A fresh CLIP ViT of the config's geometry, its position embedding set as the config says."""
+    vcfg = CLIPVisionConfig(
+        hidden_size=cfg.vit_width, intermediate_size=cfg.vit_mlp, num_hidden_layers=cfg.vit_layers,
+        num_attention_heads=cfg.vit_heads, image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=128,
+    )
+    vision = CLIPVisionModel(vcfg)
+    emb = vision.embeddings.position_embedding
+    # transformers' default (0.02) leaves the position embedding 1/150 of the trained patch
+    # embedding, and no patch feature says where it is (scripts/mini_probe.py: an object's cell
+    # at chance); OpenAI CLIP draws it at width**-0.5, which vit_pos_std allows
+    if cfg.vit_pos_std is not None:
+        torch.nn.init.normal_(emb.weight, std=cfg.vit_pos_std)
+    # a learned embedding at that scale still faded during stage (a) (README); fixed codes at
+    # the patch embedding's scale cannot fade, and the [CLS] slot gets none, as in MAE
+    if cfg.vit_pos_sincos is not None:
+        grid = cfg.image_size // cfg.patch_size
+        with torch.no_grad():
+            emb.weight.zero_()
+            emb.weight[1:] = cfg.vit_pos_sincos * sincos_2d(grid, cfg.vit_width)
+        emb.weight.requires_grad_(False)
+    return vision
+
+
 def build_llava(cfg: MiniConfig, tok, vision: CLIPVisionModel) -> LlavaForConditionalGeneration:
     text = LlamaConfig(
         vocab_size=len(tok), hidden_size=cfg.lm_width, intermediate_size=cfg.lm_mlp,
@@ -131,19 +169,43 @@ def build_llava(cfg: MiniConfig, tok, vision: CLIPVisionModel) -> LlavaForCondit
     return model
 
 
-@torch.inference_mode()
-def cache_features(model, proc, seeds: list[int], batch: int = 32):
-    """Frozen-ViT features [n, 576, D] (fp16) at the feature layer, and the scenes."""
+def vit_top(model, first: int | None) -> torch.nn.ModuleList:
+    """The ViT layers from ``first`` up to the LLaVA feature layer (empty for None)."""
     tower = model.model.vision_tower
+    layers = getattr(tower, "vision_model", tower).encoder.layers
+    if first is None:
+        return torch.nn.ModuleList()
+    return layers[first : len(layers) + 1 + model.config.vision_feature_layer]
+
+
+@torch.inference_mode()
+def cache_features(model, proc, seeds: list[int], batch: int = 32, first: int | None = None):
+    """Frozen-ViT states of the scenes (fp16) and the scenes, images.
+
+    For ``first`` None: the features at the feature layer, [n, 576, D]. Otherwise the input
+    of layer ``first``, [CLS] included, [n, 577, D], for ``top_features`` to finish.
+    """
+    tower = model.model.vision_tower
+    at = model.config.vision_feature_layer if first is None else first
     feats, scenes, images = [], [], []
     for i in tqdm(range(0, len(seeds), batch), desc="cache ViT features"):
         rendered = [render(s) for s in seeds[i : i + batch]]
         pix = proc([im for im, _ in rendered], return_tensors="pt")["pixel_values"]
-        hs = tower(pixel_values=pix, output_hidden_states=True).hidden_states[model.config.vision_feature_layer]
-        feats.append(hs[:, 1:].half())
+        hs = tower(pixel_values=pix, output_hidden_states=True).hidden_states[at]
+        feats.append((hs[:, 1:] if first is None else hs).half())
         scenes += [sc for _, sc in rendered]
         images += [im for im, _ in rendered]
     return torch.cat(feats), scenes, images
+
+
+def top_features(model, cached: torch.Tensor, first: int | None) -> torch.Tensor:
+    """[n, 576, D] feature-layer patches from ``cache_features`` output (runs the top layers)."""
+    h = cached.float()
+    if first is None:
+        return h
+    for layer in vit_top(model, first):
+        h = layer(h, None)
+    return h[:, 1:]
 
 
 def encode_dialogue(tok, turns: list[tuple[str, str]], n_img: int, image_id: int) -> tuple[list[int], list[int]]:
@@ -225,12 +287,24 @@ def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.G
     return emb, pos, lab, att
 
 
-def lm_stage(model, tok, feats, masks, dialogues, minutes: float, cfg: MiniConfig, name: str, log) -> dict:
-    """Train projector + LM on (image index, turns) dialogues for ``minutes``."""
-    params = [p for n, p in model.named_parameters() if not n.startswith("model.vision_tower")]
+def lm_stage(model, tok, feats, masks, dialogues, minutes: float, cfg: MiniConfig, name: str, log,
+             tune_vit: bool = False) -> dict:
+    """Train projector + LM on (image index, turns) dialogues for ``minutes``.
+
+    ``feats`` come from ``cache_features(first=cfg.vit_tune_from)``; with ``tune_vit`` the ViT
+    layers above the cache are trained too, at ``cfg.vit_lr``.
+    """
+    top = vit_top(model, cfg.vit_tune_from)
     for p in model.model.vision_tower.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.AdamW(params, lr=cfg.lm_lr, weight_decay=0.0)
+    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("model.vision_tower")],
+               "peak": cfg.lm_lr}]
+    if tune_vit and len(top):
+        for p in top.parameters():
+            p.requires_grad_(True)
+        groups.append({"params": list(top.parameters()), "peak": cfg.vit_lr})
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups, lr=cfg.lm_lr, weight_decay=0.0)
     model.train()
     start, step, losses = time.time(), 0, []
     rng = random.Random(f"{name}:0")
@@ -238,9 +312,13 @@ def lm_stage(model, tok, feats, masks, dialogues, minutes: float, cfg: MiniConfi
     while (frac := (time.time() - start) / (minutes * 60)) < 1.0:
         chunk = [dialogues[rng.randrange(len(dialogues))] for _ in range(cfg.lm_batch)]
         keep_bg = keep_share(frac, cfg.keep_start, cfg.keep_full_at, cfg.keep_hold)
-        emb, pos, lab, att = dialogue_batch(model, tok, feats, masks, chunk, keep_bg, gen)
+        idx = sorted({j for j, _ in chunk})
+        with torch.set_grad_enabled(tune_vit):
+            local = top_features(model, feats[idx], cfg.vit_tune_from)
+        chunk = [(idx.index(j), turns) for j, turns in chunk]
+        emb, pos, lab, att = dialogue_batch(model, tok, local, masks[idx], chunk, keep_bg, gen)
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, 50, frac, cfg.lm_lr)
+            g["lr"] = cosine_lr(step, 50, frac, g["peak"])
         loss = model(inputs_embeds=emb, position_ids=pos, attention_mask=att, labels=lab).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -251,6 +329,8 @@ def lm_stage(model, tok, feats, masks, dialogues, minutes: float, cfg: MiniConfi
         if step % 25 == 0:
             log(f"{name} step {step} background {keep_bg:.2f} loss {sum(losses[-25:]) / 25:.3f} "
                 f"({time.time() - start:.0f}s)")
+    for p in model.model.vision_tower.parameters():
+        p.requires_grad_(False)
     model.eval()
     return {"steps": step, "final_loss": sum(losses[-25:]) / max(1, len(losses[-25:])), "seconds": time.time() - start}
 
@@ -280,18 +360,7 @@ def main(
     tok = train_tokenizer(corpus(2000), cfg.vocab_size)
     log(f"tokenizer: {len(tok)} tokens ({time.time() - t0:.0f}s)")
     proc = image_processor(cfg)
-    vcfg = CLIPVisionConfig(
-        hidden_size=cfg.vit_width, intermediate_size=cfg.vit_mlp, num_hidden_layers=cfg.vit_layers,
-        num_attention_heads=cfg.vit_heads, image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=128,
-    )
-    vision = CLIPVisionModel(vcfg)
-    # transformers' default (0.02) leaves the position embedding 1/150 of the trained patch
-    # embedding, and no patch feature says where it is (scripts/mini_probe.py: an object's cell
-    # at chance); OpenAI CLIP draws it at width**-0.5, which the option allows
-    if cfg.vit_pos_std is not None:
-        for module in vision.modules():
-            if isinstance(module, CLIPVisionEmbeddings):
-                torch.nn.init.normal_(module.position_embedding.weight, std=cfg.vit_pos_std)
+    vision = build_vision(cfg)
     pair = ClipPair(vision, len(tok), width=128)
     stats: dict = {"device": device, "host": platform.node(), "cpu_threads": torch.get_num_threads()}
 
@@ -307,7 +376,7 @@ def main(
     model = build_llava(cfg, tok, pair.vision)
     seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
     t1 = time.time()
-    feats, scenes, images = cache_features(model, proc, seeds)
+    feats, scenes, images = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
     stats["cache_seconds"] = time.time() - t1
     rng = random.Random(2)
     captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
@@ -326,7 +395,7 @@ def main(
             dialogues.append((i, pairs[:n]))
             pairs = pairs[n:]
     stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, cfg.instruct_minutes * scale, cfg, "instruct",
-                                 log)
+                                 log, tune_vit=True)
     stats["total_minutes"] = (time.time() - t0) / 60
     model.save_pretrained(out, safe_serialization=True)
     processor = LlavaProcessor(image_processor=proc, tokenizer=tok, patch_size=cfg.patch_size,
