@@ -1,6 +1,9 @@
 """Quick accuracy check of a mini checkpoint on the first N test samples of each suite task.
 
-    PYTHONPATH=. .venv/bin/python scripts/mini_quick_eval.py 40 none,random@64,flowcut@64 [checkpoint]
+    PYTHONPATH=. .venv/bin/python scripts/mini_quick_eval.py 40 none,random@64,flowcut@64 [checkpoint] [--by-category]
+
+``--by-category`` adds a line per task and method with the accuracy of each question kind
+(the task's category column: GQA colour / shape / position / relation, count by colour / shape...).
 
 No queue and no store: the adapter's ``generate`` and the service's own scorer, so the
 figures match a sweep's on the same samples. Use it between training runs; sweeps are for
@@ -10,6 +13,7 @@ the reported tables.
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 
 from flowcut.methods import METHODS, LLMMethod, make_method
 from flowcut.models import load
@@ -19,7 +23,7 @@ from jobs.scoring import sample_score
 TASKS = ["suite_pope", "suite_gqa", "suite_count", "suite_mme", "suite_mcq", "suite_textvqa"]
 
 
-def main(n: int, methods: list[str], checkpoint: str) -> None:
+def main(n: int, methods: list[str], checkpoint: str, by_category: bool = False) -> None:
     adapter = load(checkpoint)
     for bench in TASKS:
         examples = [e for e in load_examples(bench, limit=n) if e.error is None]
@@ -38,8 +42,19 @@ def main(n: int, methods: list[str], checkpoint: str) -> None:
                 )  # fmt: skip
                 scores += [sample_score(spec, None, e, o.text)[0] for e, o in zip(chunk, outs, strict=True)]
             row.append(f"{m}={100 * sum(scores) / len(scores):.0f}")
+            if by_category:
+                per = defaultdict(list)
+                for e, s in zip(examples, scores, strict=True):
+                    per[str(e.meta.get("category") or "all")].append(s)
+                cells = [f"{c}={100 * sum(v) / len(v):.0f}% (n={len(v)})" for c, v in sorted(per.items())]
+                print(f"  {bench} {m}: " + " ".join(cells), flush=True)
         print(" ".join(row), flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2].split(","), sys.argv[3] if len(sys.argv) > 3 else "flowcut/mini/checkpoint")
+    flags = {a for a in sys.argv[1:] if a.startswith("--")}
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if len(args) < 2 or flags - {"--by-category"}:
+        sys.exit(__doc__.strip().splitlines()[2].strip())
+    main(int(args[0]), args[1].split(","), args[2] if len(args) > 2 else "flowcut/mini/checkpoint",
+         "--by-category" in flags)
