@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python scripts/mini_ladder.py RUNG SECONDS [--tokens full|object] [--threads 1]
 
 Takes the ViT of a mini checkpoint, caches its features for 1,500 train scenes and 300
-held-out ones (seeds 50,000+; cached in /tmp), then trains a fresh projector + LM built by
+held-out ones (seeds 50,000+; cached in /tmp per checkpoint), then trains a fresh projector + LM built by
 ``flowcut.mini.train.build_llava`` on one rung for SECONDS of wall time and prints the
 held-out accuracy of the first answer token (teacher-forced, one question per sequence).
 
@@ -21,6 +21,7 @@ grid positions kept); ``full`` feeds all 576, as at evaluation.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import time
 from pathlib import Path
@@ -159,7 +160,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    data = cached(args.checkpoint, Path("/tmp/flowcut_mini_ladder_features.pt"))
+    # one cache per checkpoint (path and weights' mtime): a shared file would hand a second
+    # checkpoint the first one's features without a word
+    weights = Path(args.checkpoint).resolve() / "model.safetensors"
+    key = hashlib.sha1(f"{weights}:{weights.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    data = cached(args.checkpoint, Path(f"/tmp/flowcut_mini_ladder_{key}.pt"))
     if args.rung == "xattn":
         steps, acc = run_xattn(data, args.seconds)
         print(f"xattn (pope rung, full tokens): {steps} steps of 32, held-out accuracy {100 * acc:.1f}%")

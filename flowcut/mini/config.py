@@ -35,14 +35,16 @@ class MiniConfig:
     # 4, with vit_pos_std 128**-0.5, was tried once (2026-11-30) and did not help: README, "hard negatives"
     clip_group: int = 1
     vit_pos_std: float | None = None  # ViT position-embedding init; None keeps transformers' 0.02
-    vit_pos_sincos: float | None = 1.0  # fixed (untrained) 2D sin-cos position codes at this std instead
+    # fixed (untrained) 2D sin-cos position codes at this std instead; with vit_tune_from 2 and
+    # instruct_minutes 52 tried once (2026-12-01): the tower learns cells, the LM got worse (README)
+    vit_pos_sincos: float | None = None
     # ViT layers from this index up to the feature layer train in the instruction stage at
     # vit_lr (LLaVA's "low learning rate" option); None keeps the whole ViT frozen after (a)
-    vit_tune_from: int | None = 2
+    vit_tune_from: int | None = None
     vit_lr: float = 2e-4
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
     caption_minutes: float = 5.0
-    instruct_minutes: float = 52.0
+    instruct_minutes: float = 42.0
     # background-patch curriculum of the LM stages (train.keep_share): none for the first 35%
     # of a stage, then growing to all at 70%
     keep_start: float = 0.0
