@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 
 import pytest
@@ -160,8 +162,6 @@ def test_sincos_codes_are_unit_scale_and_tell_every_patch_apart() -> None:
 
 
 def test_vision_with_sincos_positions_keeps_them_fixed() -> None:
-    import dataclasses
-
     cfg = dataclasses.replace(CFG, vit_width=32, vit_mlp=64, vit_layers=2, vit_heads=2, vit_pos_sincos=2.0)
     emb = train.build_vision(cfg).embeddings.position_embedding
     assert not emb.weight.requires_grad  # stage (a) cannot train it away
@@ -181,9 +181,6 @@ def test_top_features_finish_a_lower_cache_to_the_feature_layer(model_and_tok) -
 
 
 def test_lm_stage_tunes_the_vit_layers_above_the_cache_only(model_and_tok) -> None:
-    import copy
-    import dataclasses
-
     model, tok = copy.deepcopy(model_and_tok[0]), model_and_tok[1]
     cfg = dataclasses.replace(CFG, vit_tune_from=0, vit_lr=1e-2, lm_batch=2)
     before = {k: v.clone() for k, v in model.model.vision_tower.state_dict().items()}
