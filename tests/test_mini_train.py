@@ -140,7 +140,7 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     # a second run that takes stage (a) from the first keeps its ViT (all but the layers the
     # instruction stage tunes) and its stage-(a) record
     again = tmp_path / "again"
-    train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path)
+    train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path, set_=["lm_lr=0.002"])
     first, second = model, LlavaForConditionalGeneration.from_pretrained(again)
     tuned = {f".layers.{k}." for k in range(CFG.vit_tune_from or 0, CFG.vit_layers - 1)} if CFG.vit_tune_from else set()
     kept = 0
@@ -152,6 +152,22 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     assert kept >= 3  # at least the embeddings and pre-norm were compared
     clip = json.loads((again / "training.json").read_text())["stats"]["clip"]
     assert clip["from"] == str(tmp_path) and clip["steps"] == stats["clip"]["steps"]
+    assert json.loads((again / "training.json").read_text())["config"]["lm_lr"] == 0.002
+
+
+def test_config_overrides_parse_by_field_type() -> None:
+    cfg = CFG.with_overrides(["vit_pos_sincos=1.0", "vit_tune_from=2", "basic_questions=false", "vit_pos_std=none"])
+    assert (cfg.vit_pos_sincos, cfg.vit_tune_from, cfg.basic_questions, cfg.vit_pos_std) == (1.0, 2, False, None)
+    assert CFG.vit_pos_sincos is None  # the default is untouched: the config is frozen
+
+
+@pytest.mark.parametrize(("pair", "names"), [
+    ("bogus=1", "bogus"), ("lm_lr", "lm_lr"), ("lm_batch=2.5", "lm_batch"),
+    ("basic_questions=maybe", "basic_questions"), ("lm_lr=none", "lm_lr"),
+])  # fmt: skip
+def test_config_overrides_reject_bad_pairs_naming_the_field(pair, names) -> None:
+    with pytest.raises(ValueError, match=names):
+        CFG.with_overrides([pair])
 
 
 def test_sincos_codes_are_unit_scale_and_tell_every_patch_apart() -> None:

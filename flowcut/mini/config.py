@@ -7,7 +7,7 @@ Llama decoder. Widths are small so that all stages train in <= 90 minutes on 2 C
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,31 @@ class MiniConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_overrides(self, pairs: list[str]) -> MiniConfig:
+        """A copy with `name=value` overrides (the training CLI's --set); `none` clears an optional field.
+
+        Raises ValueError naming the field when the name is unknown or the value does not parse.
+        """
+        types = {f.name: str(f.type) for f in fields(self)}
+        changes: dict = {}
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            name, raw = name.strip(), raw.strip()
+            if not sep or name not in types:
+                raise ValueError(f"--set {pair!r}: expected name=value with name one of {', '.join(types)}")
+            kind = types[name]
+            try:
+                if raw.lower() == "none" and "None" in kind:
+                    changes[name] = None
+                elif kind.startswith("bool"):
+                    if raw.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(raw)
+                    changes[name] = raw.lower() in ("true", "1")
+                elif kind.startswith("int"):
+                    changes[name] = int(raw)
+                else:
+                    changes[name] = float(raw)
+            except ValueError:
+                raise ValueError(f"--set {name}: {raw!r} is not a valid {kind}") from None
+        return replace(self, **changes)

@@ -342,8 +342,14 @@ def main(
     vision_from: Annotated[Path | None, typer.Option(
         help="skip stage (a): take the ViT of this checkpoint (trained by this script) and its stage-(a) record"
     )] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override a MiniConfig field, name=value (repeatable), e.g. --set vit_pos_sincos=1.0"
+    )] = None,
 ) -> None:
-    cfg = MiniConfig()
+    try:
+        cfg = MiniConfig().with_overrides(set_ or [])
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
