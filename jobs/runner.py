@@ -28,6 +28,7 @@ from .evaluate import EvalActor, encode_example, error_row
 from .spec import Resources, SweepSpec, expand, open_store
 from .store import Store
 
+BLOCK_BATCHES = 8  # batches per Ray Data block (num_blocks)
 LEASE_S = float(os.environ.get("FLOWCUT_LEASE_S", "60"))  # a dead driver's jobs return to the queue after this
 
 
@@ -93,6 +94,18 @@ def claim_round(store: Store, owner: str, ids: list[str] | None, size: int) -> l
     return jobs
 
 
+def num_blocks(items: int, actors: int, batch_size: int) -> int:
+    """Ray Data blocks for a round: at most BLOCK_BATCHES batches each, and at least 8 per actor.
+
+    Rows reach the driver (and the store) a block at a time, so the block size bounds both the
+    work a killed run loses and how often the progress bar moves; a fixed count of blocks per
+    actor alone made them grow with the round (1,500 samples each for a 12,000-sample round).
+    Eight per actor keep a small round balanced: the last blocks leave few actors idle.
+    """
+    per_block = BLOCK_BATCHES * batch_size
+    return max(1, min(items, max(8 * actors, -(-items // per_block))))
+
+
 def run_round(store: Store, jobs: list[Any], owner: str, res: Resources) -> set[str]:
     """Evaluate every missing sample of ``jobs`` through one actor pool; returns the jobs that failed."""
 
@@ -142,7 +155,7 @@ def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -
         on_cluster = bool(os.environ.get("RAY_ADDRESS")) or res.node_type is not None
         gpus = res.gpus_per_actor if on_cluster or ray.cluster_resources().get("GPU", 0) else 0.0
         actors = min(res.actors, len(items))  # no idle actors for a handful of samples
-        ds = ray.data.from_items(items, override_num_blocks=max(actors, min(len(items), 8 * actors)))
+        ds = ray.data.from_items(items, override_num_blocks=num_blocks(len(items), actors, res.batch_size))
         out = raycompat.actor_map(
             ds,
             EvalActor,

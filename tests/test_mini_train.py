@@ -10,7 +10,9 @@ import pytest
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModel, LlavaForConditionalGeneration
 
+from flowcut.mini import clip as clip_module
 from flowcut.mini import train
+from flowcut.mini.clip import Budget
 from flowcut.mini.config import MiniConfig
 from flowcut.mini.tokenizer import train_tokenizer
 
@@ -140,7 +142,7 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     # a second run that takes stage (a) from the first keeps its ViT (all but the layers the
     # instruction stage tunes) and its stage-(a) record
     again = tmp_path / "again"
-    train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path, set_=["lm_lr=0.002"])
+    train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path, set_=["lm_lr=0.002", "caption_steps=500", "instruct_steps=1500"])
     first, second = model, LlavaForConditionalGeneration.from_pretrained(again)
     tuned = {f".layers.{k}." for k in range(CFG.vit_tune_from or 0, CFG.vit_layers - 1)} if CFG.vit_tune_from else set()
     kept = 0
@@ -152,7 +154,10 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     assert kept >= 3  # at least the embeddings and pre-norm were compared
     clip = json.loads((again / "training.json").read_text())["stats"]["clip"]
     assert clip["from"] == str(tmp_path) and clip["steps"] == stats["clip"]["steps"]
-    assert json.loads((again / "training.json").read_text())["config"]["lm_lr"] == 0.002
+    record = json.loads((again / "training.json").read_text())
+    assert record["config"]["lm_lr"] == 0.002
+    # step budgets scale like minutes: 500 and 1500 steps at scale 0.002 are 1 and 3
+    assert (record["stats"]["caption"]["steps"], record["stats"]["instruct"]["steps"]) == (1, 3)
 
 
 def test_config_overrides_parse_by_field_type() -> None:
@@ -203,9 +208,17 @@ def test_lm_stage_tunes_the_vit_layers_above_the_cache_only(model_and_tok) -> No
     feats, scenes, _ = train.cache_features(model, train.image_processor(CFG), [0, 1], first=0)
     masks = torch.ones(2, 576, dtype=torch.bool)
     dialogues = [(i, [("What colour is the object?", "red")]) for i in range(2)]
-    train.lm_stage(model, tok, feats, masks, dialogues, 0.002, cfg, "t", lambda _: None, tune_vit=True)
+    stats = train.lm_stage(model, tok, feats, masks, dialogues, Budget(60.0, steps=3), cfg, "t", lambda _: None,
+                           tune_vit=True)
+    assert stats["steps"] == 3  # a step budget runs exactly that many, however fast the machine
     after = model.model.vision_tower.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     # 2 layers, features from the 1st: only layer 0 is above the cache and below the feature layer
     assert changed and all(".layers.0." in k for k in changed)
     assert not any(p.requires_grad for p in model.model.vision_tower.parameters())
+
+
+def test_budget_follows_steps_when_given_else_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Budget(1.0, steps=200).frac(50, start=0.0) == 0.25  # the clock plays no part
+    monkeypatch.setattr(clip_module.time, "time", lambda: 130.0)
+    assert Budget(1.0).frac(50, start=100.0) == 0.5  # 30 s of a 1-minute stage

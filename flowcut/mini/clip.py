@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,24 +55,40 @@ class ClipPair(nn.Module):
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
 
-def cosine_lr(step: int, warmup: int, frac: float, peak: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay over the stage's wall-time fraction.
+@dataclass(frozen=True)
+class Budget:
+    """How long a stage trains: ``minutes`` of wall time, or exactly ``steps`` when given.
 
-    Stages are budgeted in minutes, not steps (machines differ), so the decay follows time.
+    Minutes fit the issue's 90-minute limit on any machine, but a slower CPU then trains a
+    different model (fewer steps, a schedule stretched over them); a step count reproduces a
+    recorded run's schedule anywhere, however long it takes there.
     """
+
+    minutes: float
+    steps: int | None = None
+
+    def frac(self, step: int, start: float) -> float:
+        """How far the stage is, 0-1: what the learning-rate decay and the curricula follow."""
+        if self.steps is not None:
+            return step / max(1, self.steps)
+        return (time.time() - start) / (self.minutes * 60)
+
+
+def cosine_lr(step: int, warmup: int, frac: float, peak: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay over the stage's fraction (``Budget.frac``)."""
     if step < warmup:
         return peak * (step + 1) / warmup
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def train_clip(pair: ClipPair, batches, minutes: float, lr: float, max_steps: int, log) -> dict:
-    """Train until ``minutes`` elapse; ``batches`` yields (pixels, ids, mask). Returns stats."""
+def train_clip(pair: ClipPair, batches, budget: Budget, lr: float, log) -> dict:
+    """Train for ``budget``; ``batches`` yields (pixels, ids, mask). Returns stats."""
     opt = torch.optim.AdamW(pair.parameters(), lr=lr, weight_decay=0.05)
     start, step, losses = time.time(), 0, []
     pair.train()
     for pixels, ids, mask in batches:
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, 50, (time.time() - start) / (minutes * 60), lr)
+            g["lr"] = cosine_lr(step, 50, budget.frac(step, start), lr)
         loss = pair.loss(pixels, ids, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -81,7 +98,7 @@ def train_clip(pair: ClipPair, batches, minutes: float, lr: float, max_steps: in
         step += 1
         if step % 20 == 0:
             log(f"clip step {step} loss {sum(losses[-20:]) / 20:.3f} ({time.time() - start:.0f}s)")
-        if time.time() - start > minutes * 60 or step >= max_steps:
+        if budget.frac(step, start) >= 1.0:
             break
     pair.eval()
     return {"steps": step, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])), "seconds": time.time() - start}

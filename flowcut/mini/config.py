@@ -29,6 +29,11 @@ class MiniConfig:
     init_std: float = 0.06  # LM + projector weights; see train.build_llava for why not Llama's 0.02
     # training budget (minutes of wall time per stage; each stage also stops at max steps)
     clip_minutes: float = 18.0
+    # exact step counts instead of minutes (clip.Budget): the shipped checkpoint's were 523 / 702 /
+    # 3,851 on an AVX-512 VM; an AVX2-only VM (2026-12-01) runs ~2x slower and would train less in the minutes
+    clip_steps: int | None = None
+    caption_steps: int | None = None
+    instruct_steps: int | None = None
     clip_batch: int = 32  # contrastive negatives vs. steps in the time budget (~5 s per 48 images)
     clip_lr: float = 1e-3
     # images per train scene in a stage-(a) batch: the scene and edits of it (train.clip_batches).

@@ -37,7 +37,7 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 
 from ..tasks.suite import tasks as suite_tasks
 from ..tasks.suite.scene import COLOURS, EDITS, SHAPES, caption, edit, make_scene, object_mask, render
-from .clip import ClipPair, cosine_lr, train_clip
+from .clip import Budget, ClipPair, cosine_lr, train_clip
 from .config import MiniConfig
 from .tokenizer import train_tokenizer
 
@@ -287,9 +287,9 @@ def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.G
     return emb, pos, lab, att
 
 
-def lm_stage(model, tok, feats, masks, dialogues, minutes: float, cfg: MiniConfig, name: str, log,
+def lm_stage(model, tok, feats, masks, dialogues, budget: Budget, cfg: MiniConfig, name: str, log,
              tune_vit: bool = False) -> dict:
-    """Train projector + LM on (image index, turns) dialogues for ``minutes``.
+    """Train projector + LM on (image index, turns) dialogues for ``budget``.
 
     ``feats`` come from ``cache_features(first=cfg.vit_tune_from)``; with ``tune_vit`` the ViT
     layers above the cache are trained too, at ``cfg.vit_lr``.
@@ -309,7 +309,7 @@ def lm_stage(model, tok, feats, masks, dialogues, minutes: float, cfg: MiniConfi
     start, step, losses = time.time(), 0, []
     rng = random.Random(f"{name}:0")
     gen = torch.Generator().manual_seed(cfg.seed)
-    while (frac := (time.time() - start) / (minutes * 60)) < 1.0:
+    while (frac := budget.frac(step, start)) < 1.0:
         chunk = [dialogues[rng.randrange(len(dialogues))] for _ in range(cfg.lm_batch)]
         keep_bg = keep_share(frac, cfg.keep_start, cfg.keep_full_at, cfg.keep_hold)
         idx = sorted({j for j, _ in chunk})
@@ -338,7 +338,7 @@ def lm_stage(model, tok, feats, masks, dialogues, minutes: float, cfg: MiniConfi
 def main(
     out: Path = typer.Option(Path("flowcut/mini/checkpoint"), help="where the checkpoint goes"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
-    scale: float = typer.Option(1.0, help="multiply every stage's minutes (0.02 for a smoke run)"),
+    scale: float = typer.Option(1.0, help="multiply every stage's minutes or steps (0.02 for a smoke run)"),
     vision_from: Annotated[Path | None, typer.Option(
         help="skip stage (a): take the ViT of this checkpoint (trained by this script) and its stage-(a) record"
     )] = None,
@@ -362,6 +362,10 @@ def main(
         with log_path.open("a") as f:  # open per line: the log survives a killed run
             f.write(msg + "\n")
 
+    def budget(stage: str) -> Budget:
+        steps = getattr(cfg, f"{stage}_steps")
+        return Budget(getattr(cfg, f"{stage}_minutes") * scale, None if steps is None else max(1, round(steps * scale)))
+
     t0 = time.time()
     tok = train_tokenizer(corpus(2000), cfg.vocab_size)
     log(f"tokenizer: {len(tok)} tokens ({time.time() - t0:.0f}s)")
@@ -371,7 +375,7 @@ def main(
     stats: dict = {"device": device, "host": platform.node(), "cpu_threads": torch.get_num_threads()}
 
     if vision_from is None:
-        stats["clip"] = train_clip(pair, clip_batches(cfg, proc, tok), cfg.clip_minutes * scale, cfg.clip_lr, 100_000, log)
+        stats["clip"] = train_clip(pair, clip_batches(cfg, proc, tok), budget("clip"), cfg.clip_lr, log)
     else:
         # the ViT is the only weight shared with an earlier run; the LM stages start afresh
         earlier = LlavaForConditionalGeneration.from_pretrained(vision_from)
@@ -387,7 +391,7 @@ def main(
     rng = random.Random(2)
     captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
     masks = torch.from_numpy(np.stack([object_mask(sc).reshape(-1) for sc in scenes]))
-    stats["caption"] = lm_stage(model, tok, feats, masks, captions, cfg.caption_minutes * scale, cfg, "caption", log)
+    stats["caption"] = lm_stage(model, tok, feats, masks, captions, budget("caption"), cfg, "caption", log)
     dialogues = []
     for i, s in enumerate(seeds):
         pairs = qa_for_scene(s, images[i], scenes[i], 0) + qa_for_scene(s, images[i], scenes[i], 1)
@@ -400,7 +404,7 @@ def main(
             n = rng.randint(1, 3) if rng.random() < 0.3 else rng.randint(6, cfg.turns)
             dialogues.append((i, pairs[:n]))
             pairs = pairs[n:]
-    stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, cfg.instruct_minutes * scale, cfg, "instruct",
+    stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct",
                                  log, tune_vit=True)
     stats["total_minutes"] = (time.time() - t0) / 60
     model.save_pretrained(out, safe_serialization=True)

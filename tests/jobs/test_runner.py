@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.runner import run_spec
+from jobs.runner import BLOCK_BATCHES, num_blocks, run_spec
 from jobs.spec import parse_spec
 from jobs.store import Store
 
@@ -170,3 +170,12 @@ def test_rounds_longer_than_a_lease_keep_their_jobs(tmp_path: Path, monkeypatch:
     store = Store(spec.store)
     assert [store.get_job(i).attempts for i in ids] == [1] * 10
     assert all(store.get_job(i).status == "succeeded" for i in ids) and len(store.results()) == 200
+
+
+@pytest.mark.parametrize(("items", "actors", "batch"), [(1, 1, 4), (7, 4, 4), (400, 1, 4), (400, 4, 4),
+                                                        (12_000, 1, 4), (12_000, 8, 16), (50, 2, 256)])  # fmt: skip
+def test_blocks_stay_small_and_keep_every_actor_busy(items: int, actors: int, batch: int) -> None:
+    n = num_blocks(items, actors, batch)
+    assert 1 <= n <= items  # no empty blocks
+    assert -(-items // n) <= BLOCK_BATCHES * batch  # a block holds a few batches, however large the round
+    assert n >= min(items, 8 * actors)  # small rounds still split over every actor
