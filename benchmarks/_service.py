@@ -7,7 +7,9 @@ every batch of rows into the store. Two rates come out of a run (and ``first``: 
 
 * end to end: samples / wall time of ``run_spec`` (actor start-up and model load included);
 * steady: the middle 80% of the samples / the time between the 10th and the 90th percentile
-  of their store timestamps (``results.created_at``), i.e. once the pool is running.
+  of their store timestamps (``results.created_at``), i.e. once the pool is running;
+* and ``fixed``: the wall time beyond ``samples / steady``, what a round pays once (queue,
+  loading, actor start-up and model load, the last block's trip to the store), whatever its size.
 """
 
 from __future__ import annotations
@@ -26,14 +28,26 @@ from jobs.spec import parse_spec  # noqa: E402
 from jobs.store import Store  # noqa: E402
 
 BENCHMARK = "suite_pope"  # the generated suite: 500 samples, 336 x 336 images, on disk already
+PER_JOB = 500  # the benchmark's size: a larger round is several jobs over the same samples
+
+
+def round_jobs(samples: int) -> tuple[int, list[tuple[str, int]]]:
+    """(samples per job, [(method, budget)]) for a round of ``samples``: ``none``, then ``random`` at
+    64, 128, ... tokens, as a sweep's methods x budgets share one benchmark."""
+    n = -(-samples // PER_JOB)
+    if samples % n:
+        raise SystemExit(f"--samples {samples}: above {PER_JOB} it must split evenly into {n} jobs")
+    return samples // n, [("none", 0)] + [("random", 64 * k) for k in range(1, n)]
 
 
 def service_run(model: str, samples: int, actors: int, cpus_per_actor: float, batch_size: int) -> dict[str, float]:
-    """Run one sweep of ``samples`` samples of ``model`` (method none) through the full service."""
+    """Run one sweep of ``samples`` samples of ``model`` through the full service (``round_jobs``)."""
+    per, jobs = round_jobs(samples)
     with tempfile.TemporaryDirectory(prefix="flowcut-bench-") as tmp:
         spec = parse_spec({
-            "name": "bench", "models": [model], "methods": ["none"], "budgets": [64], "benchmarks": [BENCHMARK],
-            "limit": samples, "store": f"sqlite:///{tmp}/store.db",
+            "name": "bench", "models": [model], "methods": sorted({m for m, _ in jobs}),
+            "budgets": [b for _, b in jobs if b] or [64], "benchmarks": [BENCHMARK],
+            "limit": per, "store": f"sqlite:///{tmp}/store.db",
             "resources": {"actors": actors, "cpus_per_actor": cpus_per_actor, "batch_size": batch_size},
         })  # fmt: skip
         t0, epoch0 = time.perf_counter(), time.time()
@@ -47,35 +61,44 @@ def service_run(model: str, samples: int, actors: int, cpus_per_actor: float, ba
     stamps = sorted(r["created_at"].timestamp() for r in rows)
     lo, hi = int(0.1 * samples), int(0.9 * samples)
     span = stamps[hi] - stamps[lo]
+    steady = (hi - lo) / span if span > 0 else float("nan")
     return {
         "wall": wall,
         "rate": samples / wall,
-        "steady": (hi - lo) / span if span > 0 else float("nan"),
-        "first": stamps[0] - epoch0,
-    }  # start-up: submit, load, encode, actor start, first batch
+        "steady": steady,
+        "first": stamps[0] - epoch0,  # start-up: submit, load, encode, actor start, first batch
+        "fixed": wall - samples / steady,  # what the round pays once: the wall beyond its steady-state work
+    }
 
 
 def bare_loop(model_name: str, samples: int, batch_size: int, threads: int) -> dict[str, float]:
-    """The same model and samples in a plain Python loop: generate per batch, nothing else."""
+    """The same model and samples in a plain Python loop: load them, generate per batch, nothing else.
+
+    Two rates, like the service's: ``e2e`` counts loading the samples and the model (a bare script
+    pays both, and ``run_spec``'s wall includes them), ``rate`` the loop alone.
+    """
     import torch
 
     from flowcut.methods import make_method
     from flowcut.tasks.registry import load_examples
     from jobs.models import load_model
 
+    per, jobs = round_jobs(samples)
     torch.set_num_threads(threads)  # what the actor sets for itself
-    examples = load_examples(BENCHMARK, limit=samples)
     t0 = time.perf_counter()
+    examples = load_examples(BENCHMARK, limit=per)
+    t1 = time.perf_counter()
     model = load_model(model_name)
-    load_s = time.perf_counter() - t0
-    method = make_method("none")
-    budget = model.visual_tokens(examples[0].image)
-    t0 = time.perf_counter()
-    for i in range(0, len(examples), batch_size):
-        part = examples[i : i + batch_size]
-        model.generate([e.image for e in part], [e.prompt for e in part], method, budget, max_new_tokens=8)
-    loop = time.perf_counter() - t0
-    return {"load": load_s, "wall": loop, "rate": len(examples) / loop}
+    t2 = time.perf_counter()
+    for name, budget in jobs:
+        method = make_method(name)
+        budget = budget or model.visual_tokens(examples[0].image)
+        for i in range(0, len(examples), batch_size):
+            part = examples[i : i + batch_size]
+            model.generate([e.image for e in part], [e.prompt for e in part], method, budget, max_new_tokens=8)
+    t3 = time.perf_counter()
+    return {"data": t1 - t0, "load": t2 - t1, "wall": t3 - t2, "rate": samples / (t3 - t2),
+            "e2e": samples / (t3 - t0)}  # fmt: skip
 
 
 def start_ray() -> float:
