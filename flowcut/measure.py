@@ -16,10 +16,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import LogitsProcessor
+
+from .outputs import Cost  # noqa: F401 - re-exported: the adapters and their callers import it from here
 
 
 def _sync(device: torch.device) -> None:
@@ -86,26 +88,3 @@ def vit_layer_flops(n: int, d: int, m: int) -> float:
     return 2.0 * n * (4 * d * d + 2 * d * m) + 4.0 * n * n * d
 
 
-@dataclass
-class Cost:
-    """Per-sample figures of one call (all of a batch's samples share the batch's timings)."""
-
-    vision_ms: float = 0.0
-    prefill_ms: float = 0.0
-    decode_ms: float = 0.0
-    total_ms: float = 0.0
-    flops: float = 0.0
-    prefill_flops: float = 0.0
-    kv_cache_bytes: int = 0
-    peak_memory_bytes: int = 0
-    kv_cache_used: bool = True
-    llm_layer_visual_tokens: list[int] = field(default_factory=list)
-
-    @property
-    def visual_tokens_llm_input(self) -> int:
-        return self.llm_layer_visual_tokens[0] if self.llm_layer_visual_tokens else 0
-
-    @property
-    def visual_tokens_layer_avg(self) -> float:
-        sched = self.llm_layer_visual_tokens
-        return sum(sched) / len(sched) if sched else 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import traceback
 from typing import Any
 
@@ -16,7 +17,6 @@ import pandas as pd
 
 from flowcut.errors import FlowcutError
 from flowcut.images import open_image
-from flowcut.methods import make_method
 from flowcut.tasks.registry import get_spec
 from flowcut.tasks.spec import Example
 
@@ -39,16 +39,18 @@ class EvalActor:
     """
 
     def __init__(self, configs: dict[str, dict[str, Any]], device: str = "cpu", threads: int = 1) -> None:
-        import torch
-
-        # one intra-op thread per reserved CPU: two actors on two cores must not fight over four threads
-        torch.set_num_threads(max(1, threads))
         self.configs = configs
         first = next(iter(configs.values()))
         self.model = load_model(first["model"], device)
-        self.methods = {
-            jid: make_method(c["method"], seed=c["seed"], **c["method_options"]) for jid, c in configs.items()
-        }
+        if "torch" in sys.modules:  # a real model (the stand-in never imports torch: a pool of them starts fast)
+            import torch
+
+            # one intra-op thread per reserved CPU: two actors on two cores must not fight over four threads
+            torch.set_num_threads(max(1, threads))
+        make = getattr(self.model, "make_method", None)
+        if make is None:
+            from flowcut.methods import make_method as make
+        self.methods = {jid: make(c["method"], seed=c["seed"], **c["method_options"]) for jid, c in configs.items()}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         rows: list[dict[str, Any]] = []

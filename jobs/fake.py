@@ -5,6 +5,9 @@ delay per sample, and an optional crash on a chosen sample: ``raise`` (the batch
 or ``kill`` (SIGKILL of the process holding it, once, marked by a file so the retry lives).
 
 Model names in specs: ``fake`` or ``fake:delay=0.05,crash=<sample_id>,mode=kill,marker=/tmp/x``.
+
+It brings its own stand-in methods (``make_method``): it prunes nothing, so an actor holding
+it never imports torch, and a pool of them starts in the time Ray takes, not torch's.
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from flowcut.measure import Cost
-from flowcut.methods import Method
-from flowcut.models import SampleOutput
+from flowcut.outputs import Cost, SampleOutput
 
 ANSWERS = ("yes", "no", "red", "blue", "2", "A")
+
+
+@dataclass(frozen=True)
+class FakeMethod:
+    """What FakeVLM reads of a method: its name (the spec was validated against the real registry)."""
+
+    name: str
 
 
 @dataclass
@@ -40,6 +49,9 @@ class FakeVLM:
         return cls(delay=float(opts.get("delay", 0.0)), crash=opts.get("crash"), mode=opts.get("mode", "raise"),
                    marker=opts.get("marker"), log=opts.get("log"))  # fmt: skip
 
+    def make_method(self, name: str, **_: Any) -> FakeMethod:
+        return FakeMethod(name)
+
     def visual_tokens(self, image: object) -> int:
         return self.patches
 
@@ -57,7 +69,7 @@ class FakeVLM:
             os.kill(os.getpid(), signal.SIGKILL)
         raise RuntimeError(f"FakeVLM crash on sample {self.crash}")
 
-    def generate(self, images: list, questions: list[str], method: Method, budget: int, max_new_tokens: int = 8,
+    def generate(self, images: list, questions: list[str], method: Any, budget: int, max_new_tokens: int = 8,
                  **_: object) -> list[SampleOutput]:  # fmt: skip
         outs = []
         for q in questions:

@@ -22,6 +22,7 @@ from transformers import LogitsProcessorList
 from ..errors import FlowcutError
 from ..measure import Cost, FirstTokenClock, Stopwatch, llm_layer_flops, peak_memory_bytes, reset_peak
 from ..methods import LLMMethod, Method
+from ..outputs import SampleOutput
 from .llm_prune import DecoderPruner, PruningCache
 
 
@@ -52,16 +53,6 @@ class Prepared:
     vision_flops: list[float] = field(default_factory=list)
     labels: list[Tensor] = field(default_factory=list)
     patches_per_crop: int = 0
-
-
-@dataclass
-class SampleOutput:
-    """One answered question: the text, what was kept, and what it cost."""
-
-    text: str
-    kept: list[list[int]]
-    grids: list[tuple[int, int]]
-    cost: Cost
 
 
 class VLMAdapter:

@@ -226,7 +226,6 @@ def run_qwen2_vl(
             if encoder is None:
                 break
             keep = encoder.step(state, i, view)
-            del q, k, v, view
             seen.pop(str(i), None)  # as in run_clip: free the layer's qkv output once its step is done
             if keep is not None:
                 tok = (keep[0, :, None] * g + torch.arange(g, device=h.device)).flatten()

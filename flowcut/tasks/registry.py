@@ -14,16 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import datasets
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FlowcutError
 from .metrics import exact_match, mc_accuracy, mmbench_circular_accuracy, mme_scores, pope_by_category, vqa_accuracy
 from .parsers import get_parser
 from .spec import BenchmarkSpec, Example, to_example
-from .suite.build import load_suite_task
+
+if TYPE_CHECKING:
+    import datasets
 
 __all__ = ["BENCHMARKS", "BenchmarkSpec", "Example", "load_benchmark", "load_examples", "score", "to_example"]
 
@@ -129,12 +128,19 @@ def get_spec(name: str) -> BenchmarkSpec:
 
 def _read_parquet(path: Path) -> datasets.Dataset:
     # pyarrow straight into memory: no HF cache files; the "huggingface" schema metadata restores Image features
+    import datasets
+    import pyarrow.parquet as pq
+
     if not path.exists():
         raise FlowcutError("path", f"no such file: {path}")
     return datasets.Dataset(datasets.table.InMemoryTable(pq.read_table(path)))
 
 
 def _open(spec: BenchmarkSpec, split: str, path: str | Path | None) -> datasets.Dataset:
+    import datasets
+
+    from .suite.build import load_suite_task
+
     source = Path(path) if path is not None else None
     if source is not None and source.suffix == ".parquet":
         return _read_parquet(source)
@@ -149,6 +155,8 @@ def _open(spec: BenchmarkSpec, split: str, path: str | Path | None) -> datasets.
 
 def _join_images(spec: BenchmarkSpec, ds: datasets.Dataset, split: str, path: str | Path | None) -> datasets.Dataset:
     """GQA: attach the image of each question from the images config (``<stem>_images.parquet`` beside a local file)."""
+    import datasets
+
     if path is not None and Path(path).suffix == ".parquet":
         side = Path(path).with_name(Path(path).stem + "_images.parquet")
         images = _read_parquet(side) if side.exists() else None
@@ -174,6 +182,8 @@ def load_benchmark(
             a suite root, or another HF dataset id with the same schema.
         limit: keep the first ``limit`` rows.
     """
+    import datasets  # here, not at the top: an evaluation actor needs the specs, not the loaders
+
     spec = get_spec(name)
     split = split or spec.split
     if split not in spec.splits:

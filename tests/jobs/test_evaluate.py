@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -49,3 +52,26 @@ def test_a_row_whose_bytes_do_not_decode_keeps_no_bytes() -> None:
     ex = to_example(get_spec("pope"), _row({"bytes": b"not an image", "path": None}))
     assert ex.error is not None and "image" in ex.error
     assert ex.image is None and ex.image_bytes is None
+
+
+def test_an_actor_holding_the_stand_in_model_answers_without_importing_torch() -> None:
+    # a pool of stand-in actors starts in the time Ray takes: torch, transformers and datasets
+    # cost ~3 s of imports per actor, which the scaling benchmark would otherwise measure
+    code = """
+import io, sys
+import pandas as pd
+from PIL import Image
+from jobs.evaluate import EvalActor, encode_example
+from flowcut.tasks.spec import Example
+cfg = {"model": "fake", "method": "flowcut", "seed": 0, "method_options": {}, "benchmark": "suite_pope",
+       "budget": 64, "max_new_tokens": 8, "parser": "lmms-eval-v1"}
+actor = EvalActor({"j": cfg})
+ex = Example(id="s1", image=Image.new("RGB", (8, 8)), question="Is there a cat?", reference="yes", prompt="p")
+out = actor(pd.DataFrame([{"job_id": "j", **encode_example(ex)}]))
+assert out["error"].isna().all() and out["kept_tokens"].tolist() == [64], out
+print(sorted(m for m in ("torch", "transformers", "datasets") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
