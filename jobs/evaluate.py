@@ -53,19 +53,24 @@ class EvalActor:
         self.methods = {jid: make(c["method"], seed=c["seed"], **c["method_options"]) for jid, c in configs.items()}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """One row per sample with the ``job_ids`` that need it -> one result row per (job, sample)."""
         rows: list[dict[str, Any]] = []
-        for job_id, part in batch.groupby("job_id", sort=False):
-            good: list[tuple[Example, Any]] = []
-            for rec in part.to_dict("records"):
-                ex = Example(id=rec["sample_id"], image=None, question=rec["question"],
-                             reference=json.loads(rec["reference"]), prompt=rec["prompt"],
-                             options=json.loads(rec["options"]), meta=json.loads(rec["meta"]))  # fmt: skip
-                try:
-                    good.append((ex, open_image(rec["image"])))
-                except FlowcutError as e:
-                    rows.append(error_row(ex.id, ex.reference, str(e)) | {"job_id": job_id})
-            if good:
-                rows += [r | {"job_id": job_id} for r in self._run(str(job_id), good)]
+        per_job: dict[str, list[tuple[Example, Any]]] = {}
+        for rec in batch.to_dict("records"):
+            ex = Example(id=rec["sample_id"], image=None, question=rec["question"],
+                         reference=json.loads(rec["reference"]), prompt=rec["prompt"],
+                         options=json.loads(rec["options"]), meta=json.loads(rec["meta"]))  # fmt: skip
+            try:
+                image, error = open_image(rec["image"]), None
+            except FlowcutError as e:
+                image, error = None, str(e)
+            for job_id in rec["job_ids"]:
+                if error is None:
+                    per_job.setdefault(str(job_id), []).append((ex, image))
+                else:
+                    rows.append(error_row(ex.id, ex.reference, error) | {"job_id": str(job_id)})
+        for job_id, good in per_job.items():
+            rows += [r | {"job_id": job_id} for r in self._run(job_id, good)]
         return pd.DataFrame(rows)
 
     def _run(self, job_id: str, good: list[tuple[Example, Any]]) -> list[dict[str, Any]]:

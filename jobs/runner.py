@@ -94,15 +94,17 @@ def claim_round(store: Store, owner: str, ids: list[str] | None, size: int) -> l
     return jobs
 
 
-def num_blocks(items: int, actors: int, batch_size: int) -> int:
-    """Ray Data blocks for a round: at most BLOCK_BATCHES batches each, and at least 8 per actor.
+def num_blocks(items: int, actors: int, batch_size: int, jobs_per_item: int = 1) -> int:
+    """Ray Data blocks for a round: about BLOCK_BATCHES batches of work each, and at least 8 per actor.
 
     Rows reach the driver (and the store) a block at a time, so the block size bounds both the
     work a killed run loses and how often the progress bar moves; a fixed count of blocks per
     actor alone made them grow with the round (1,500 samples each for a 12,000-sample round).
-    Eight per actor keep a small round balanced: the last blocks leave few actors idle.
+    An item is one sample for ``jobs_per_item`` jobs, so a block holds fewer of them (never
+    less than a batch). Eight per actor keep a small round balanced: the last blocks leave few
+    actors idle.
     """
-    per_block = BLOCK_BATCHES * batch_size
+    per_block = max(batch_size, BLOCK_BATCHES * batch_size // max(1, jobs_per_item))
     return max(1, min(items, max(8 * actors, -(-items // per_block))))
 
 
@@ -123,11 +125,12 @@ def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -
 
     from . import raycompat
 
-    items, totals = [], {}
+    totals: dict[str, int] = {}
     # the jobs of a round mostly share benchmarks (one per method x budget): load and encode
-    # each benchmark's samples once per round, not once per job
+    # each benchmark's samples once per round, and ship each sample once with the ids of the
+    # jobs that still need it (its image crosses the object store once, is decoded once)
     loaded: dict[tuple[Any, ...], list[Any]] = {}
-    encoded: dict[tuple[Any, ...], dict[str, Any]] = {}
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for job in jobs:
         cfg = job.config
         key = (cfg["benchmark"], cfg.get("data_path"), cfg["limit"])
@@ -142,11 +145,13 @@ def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -
             store.write_results(job.id, [error_row(e.id, e.reference, e.error or "") for e in bad])
         for e in todo:
             if e.error is None:
-                if (key, e.id) not in encoded:
-                    encoded[(key, e.id)] = encode_example(e)
-                items.append({"job_id": job.id, **encoded[(key, e.id)]})
+                if (key, e.id) not in rows:
+                    rows[(key, e.id)] = {"job_ids": [], **encode_example(e)}
+                rows[(key, e.id)]["job_ids"].append(job.id)
         totals[job.id] = len(examples)
-    bar = tqdm(total=sum(totals.values()), initial=sum(totals.values()) - len(items), unit="sample",
+    items = list(rows.values())
+    pending = sum(len(i["job_ids"]) for i in items)
+    bar = tqdm(total=sum(totals.values()), initial=sum(totals.values()) - pending, unit="sample",
                desc=f"{jobs[0].model}: {len(jobs)} jobs", dynamic_ncols=True,
                mininterval=0.2 if sys.stderr.isatty() else 10.0)  # fmt: skip
     if items:
@@ -155,7 +160,8 @@ def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -
         on_cluster = bool(os.environ.get("RAY_ADDRESS")) or res.node_type is not None
         gpus = res.gpus_per_actor if on_cluster or ray.cluster_resources().get("GPU", 0) else 0.0
         actors = min(res.actors, len(items))  # no idle actors for a handful of samples
-        ds = ray.data.from_items(items, override_num_blocks=num_blocks(len(items), actors, res.batch_size))
+        per_item = -(-pending // len(items))
+        ds = ray.data.from_items(items, override_num_blocks=num_blocks(len(items), actors, res.batch_size, per_item))
         out = raycompat.actor_map(
             ds,
             EvalActor,

@@ -67,7 +67,7 @@ cfg = {"model": "fake", "method": "flowcut", "seed": 0, "method_options": {}, "b
        "budget": 64, "max_new_tokens": 8, "parser": "lmms-eval-v1"}
 actor = EvalActor({"j": cfg})
 ex = Example(id="s1", image=Image.new("RGB", (8, 8)), question="Is there a cat?", reference="yes", prompt="p")
-out = actor(pd.DataFrame([{"job_id": "j", **encode_example(ex)}]))
+out = actor(pd.DataFrame([{"job_ids": ["j"], **encode_example(ex)}]))
 assert out["error"].isna().all() and out["kept_tokens"].tolist() == [64], out
 print(sorted(m for m in ("torch", "transformers", "datasets") if m in sys.modules))
 """

@@ -179,3 +179,28 @@ def test_blocks_stay_small_and_keep_every_actor_busy(items: int, actors: int, ba
     assert 1 <= n <= items  # no empty blocks
     assert -(-items // n) <= BLOCK_BATCHES * batch  # a block holds a few batches, however large the round
     assert n >= min(items, 8 * actors)  # small rounds still split over every actor
+    # items that each serve 25 jobs: fewer of them per block, but at least a batch
+    shared = num_blocks(items, actors, batch, jobs_per_item=25)
+    assert -(-items // shared) <= max(batch, BLOCK_BATCHES * batch // 25) and shared >= n
+
+
+def test_a_round_ships_each_sample_once_for_all_the_jobs_that_need_it(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import ray
+
+    shipped: list[list[dict]] = []
+    real = ray.data.from_items
+
+    def spy(items, **kw):  # noqa: ANN001, ANN003, ANN202
+        shipped.append(items)
+        return real(items, **kw)
+
+    monkeypatch.setattr(ray.data, "from_items", spy)
+    spec = parse_spec(spec_dict(tmp_path, "fake", methods=["none", "random"], budgets=[64, 128],
+                                benchmarks=["suite_pope"], limit=6))  # fmt: skip
+    ids = run_spec(spec)
+    [items] = shipped
+    assert len(items) == 6 and all(sorted(i["job_ids"]) == sorted(ids) for i in items)
+    assert len({i["sample_id"] for i in items}) == 6
+    counts = rows_per_sample(Store(spec.store))
+    assert len(counts) == 3 * 6 and set(counts.values()) == {1}
