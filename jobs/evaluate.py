@@ -1,4 +1,5 @@
-"""The Ray Data actor: one model per actor, a batch of samples in, one result row per sample out.
+"""The Ray Data actor: one model per actor; a batch of samples in, each with the ids of the jobs
+that need it; one result row per (job, sample) out.
 
 Exceptions from the model become errored rows for that batch (Ray Data does not retry our
 own exceptions, and a bad sample must not end the job); undecodable images become errored

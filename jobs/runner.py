@@ -1,9 +1,10 @@
-"""Run a sweep: submit its jobs, then claim and run them one by one through Ray Data.
+"""Run a sweep: submit its jobs, then claim and run them in rounds (the jobs of one model) through Ray Data.
 
-For each claimed job the driver loads the benchmark, leaves out the samples the store
-already holds (durability lives in the store: Ray does not retry a dead driver), shards the
-rest over an actor pool (``map_batches`` with ``ActorPoolStrategy``), and upserts each
-batch of result rows as it arrives, renewing the job's lease by heartbeat meanwhile.
+For each round the driver loads each benchmark once, leaves out the (job, sample) pairs the
+store already holds (durability lives in the store: Ray does not retry a dead driver), shards
+the rest, one row per sample with the jobs that need it, over an actor pool (``map_batches``
+with ``ActorPoolStrategy``), and upserts each block of result rows as it arrives, renewing
+the jobs' leases by heartbeat meanwhile.
 """
 
 from __future__ import annotations
