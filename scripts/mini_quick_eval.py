@@ -4,6 +4,8 @@
 
 ``--by-category`` adds a line per task and method with the accuracy of each question kind
 (the task's category column: GQA colour / shape / position / relation, count by colour / shape...).
+A ``:orig`` suffix (``random@192:orig``) keeps the kept patches at their original positions
+instead of re-packing them (``LlavaAdapter.positions``).
 
 No queue and no store: the adapter's ``generate`` and the service's own scorer, so the
 figures match a sweep's on the same samples. Use it between training runs; sweeps are for
@@ -29,8 +31,10 @@ def main(n: int, methods: list[str], checkpoint: str, by_category: bool = False)
         examples = [e for e in load_examples(bench, limit=n) if e.error is None]
         spec, row = get_spec(bench), [bench]
         for m in methods:
-            name, _, b = m.partition("@")
+            name, _, rest = m.partition("@")
+            b, _, mode = rest.partition(":")
             budget = int(b) if b else 576
+            adapter.positions = "original" if mode == "orig" else "repack"
             # the 4-layer LM cannot average 64 over its layers: budget after the last cut, as the specs do
             opts = {"budget_mode": "after_prune"} if issubclass(METHODS[name], LLMMethod) else {}
             scores = []

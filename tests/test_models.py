@@ -178,3 +178,40 @@ def test_llava_next_flowcut_runs_an_images_crops_as_one_batch(monkeypatch) -> No
     # 3 crops each, shares 53/53/53: one tower pass per image, never one mixing the two images
     assert [len(o.kept) for o in outs] == [3, 3]
     assert batches == [3, 3]
+
+
+def test_llava_original_positions_match_the_full_prompt_with_the_dropped_patches_masked(images: list) -> None:
+    from flowcut.models import load
+
+    adapter = load("tiny-llava")
+    adapter.positions = "original"
+    outs, logits = adapter.generate(images[:1], QUESTIONS[:1], make_method("random", seed=3), BUDGET,
+                                    max_new_tokens=1, return_logits=True)  # fmt: skip
+    kept = torch.tensor(outs[0].kept[0])
+    assert len(kept) == BUDGET and outs[0].cost.visual_tokens_llm_input == BUDGET
+    # the reference: the unmodified model on the whole prompt, the other patches masked out,
+    # every token at its own position (so the kept ones sit where the image put them)
+    n = adapter.visual_tokens(images[0])
+    ids = torch.tensor([adapter.prompt_ids(QUESTIONS[0], n)])
+    slots = (ids[0] == adapter.image_token_id).nonzero().flatten()
+    mask = torch.ones_like(ids)
+    mask[0, slots] = 0
+    mask[0, slots[kept]] = 1
+    pix = adapter.processor.image_processor(images[:1], return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        ref = adapter.model(input_ids=ids, pixel_values=pix, attention_mask=mask,
+                            position_ids=torch.arange(ids.shape[1])[None]).logits[0, -1]  # fmt: skip
+    torch.testing.assert_close(logits[0].float(), ref.float(), atol=1e-4, rtol=1e-4)
+    adapter.positions = "repack"  # and re-packed positions are a different input
+    _, packed = adapter.generate(images[:1], QUESTIONS[:1], make_method("random", seed=3), BUDGET,
+                                 max_new_tokens=1, return_logits=True)  # fmt: skip
+    assert not torch.allclose(packed[0].float(), ref.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_llava_original_positions_refuse_a_method_that_merges_tokens(images: list) -> None:
+    from flowcut.models import load
+
+    adapter = load("tiny-llava")
+    adapter.positions = "original"
+    with pytest.raises(FlowcutError, match="positions"):
+        adapter.generate(images[:1], QUESTIONS[:1], make_method("visionzip"), BUDGET, max_new_tokens=1)

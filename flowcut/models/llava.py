@@ -3,7 +3,11 @@
 Vision-side methods run in our loop over the CLIP layers (:mod:`.tower`); the kept tokens
 are projected and placed in the prompt, so the LLM sees ``budget`` visual tokens with
 re-packed positions, as the reference implementations of FlowCut, VisionZip and VisPruner
-feed LLaVA. LLM-side methods get all 576 tokens and cut inside the decoder.
+feed LLaVA. ``positions = "original"`` instead keeps each kept patch at its own place in the
+576-token span and drops the rest before decoder layer 0 (as Qwen2-VL's adapter does), for
+methods whose tokens are kept patches (no merged tokens): the mini model was trained with
+dropped background patches keeping their positions. LLM-side methods get all 576 tokens and
+cut inside the decoder.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..errors import FlowcutError
 from ..measure import vit_layer_flops
 from ..methods import Method
 from .base import Prepared, VLMAdapter
@@ -21,6 +26,7 @@ from .tower import TowerResult, run_clip
 class LlavaAdapter(VLMAdapter):
     model_type = "llava"
     template = "USER: <image>\n{question} ASSISTANT:"
+    positions = "repack"  # or "original" (module docstring)
 
     @property
     def image_token_id(self) -> int:
@@ -85,13 +91,29 @@ class LlavaAdapter(VLMAdapter):
         pixels = ip(images, return_tensors="pt")["pixel_values"].to(self.device, self.model.dtype)
         res = self.encode_crops(pixels, method, budget)
         feats = self.model.model.multi_modal_projector(res.tokens)
-        ids = [self.prompt_ids(q, feats.shape[1]) for q in questions]
-        prep = self.embed_with_images(ids, list(feats), self.image_token_id)
+        n = self.patches_per_crop
+        if self.positions == "original" and feats.shape[1] < n:
+            if res.indices.shape[1] != feats.shape[1]:
+                raise FlowcutError("positions", f"'original' needs one token per kept patch; {method.name} merges tokens",
+                                   "repack")  # fmt: skip
+            # every patch slot in place, the kept ones filled; the rest leave before decoder layer 0
+            full = feats.new_zeros(feats.shape[0], n, feats.shape[2])
+            full.scatter_(1, res.indices[..., None].expand_as(feats), feats)
+            gone = torch.ones(feats.shape[0], n, dtype=torch.bool, device=feats.device)
+            gone.scatter_(1, res.indices, False)
+            prep = self.embed_with_images([self.prompt_ids(q, n) for q in questions], list(full), self.image_token_id)
+            prep.drop = torch.zeros_like(prep.visual)
+            prep.drop[prep.visual] = gone.flatten()
+        else:
+            ids = [self.prompt_ids(q, feats.shape[1]) for q in questions]
+            prep = self.embed_with_images(ids, list(feats), self.image_token_id)
         side = int(round(self.patches_per_crop**0.5))
         prep.kept = [[res.indices[i]] for i in range(len(images))]
         prep.grids = [[(side, side)] for _ in images]
         prep.vision_flops = [self.tower_flops(res, len(images))] * len(images)
         pad = res.tokens.shape[1] - res.indices.shape[1]
         prep.labels = [torch.cat([res.indices[i].cpu(), torch.full((max(pad, 0),), -1)]) for i in range(len(images))]
+        if prep.drop is not None:  # the prompt holds every patch slot, in grid order
+            prep.labels = [torch.arange(n) for _ in images]
         prep.patches_per_crop = self.patches_per_crop
         return prep
