@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import traceback
 from typing import Any
 
@@ -43,14 +42,14 @@ class EvalActor:
         self.configs = configs
         first = next(iter(configs.values()))
         self.model = load_model(first["model"], device)
-        if "torch" in sys.modules:  # a real model (the stand-in never imports torch: a pool of them starts fast)
+        make = getattr(self.model, "make_method", None)  # only the stand-in brings its own (no torch)
+        if make is None:
             import torch
+
+            from flowcut.methods import make_method as make
 
             # one intra-op thread per reserved CPU: two actors on two cores must not fight over four threads
             torch.set_num_threads(max(1, threads))
-        make = getattr(self.model, "make_method", None)
-        if make is None:
-            from flowcut.methods import make_method as make
         self.methods = {jid: make(c["method"], seed=c["seed"], **c["method_options"]) for jid, c in configs.items()}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:

@@ -215,3 +215,6 @@ def test_llava_original_positions_refuse_a_method_that_merges_tokens(images: lis
     adapter.positions = "original"
     with pytest.raises(FlowcutError, match="positions"):
         adapter.generate(images[:1], QUESTIONS[:1], make_method("visionzip"), BUDGET, max_new_tokens=1)
+    adapter.positions = "orignal"  # a typo is an error, not a silent re-pack
+    with pytest.raises(FlowcutError, match="positions"):
+        adapter.generate(images[:1], QUESTIONS[:1], make_method("random"), BUDGET, max_new_tokens=1)

@@ -92,6 +92,8 @@ class LlavaAdapter(VLMAdapter):
         res = self.encode_crops(pixels, method, budget)
         feats = self.model.model.multi_modal_projector(res.tokens)
         n = self.patches_per_crop
+        if self.positions not in ("repack", "original"):
+            raise FlowcutError("positions", f"unknown mode {self.positions!r}", ["original", "repack"])
         if self.positions == "original" and feats.shape[1] < n:
             if res.indices.shape[1] != feats.shape[1]:
                 raise FlowcutError("positions", f"'original' needs one token per kept patch; {method.name} merges tokens",
@@ -107,13 +109,14 @@ class LlavaAdapter(VLMAdapter):
         else:
             ids = [self.prompt_ids(q, feats.shape[1]) for q in questions]
             prep = self.embed_with_images(ids, list(feats), self.image_token_id)
-        side = int(round(self.patches_per_crop**0.5))
+        side = int(round(n**0.5))
         prep.kept = [[res.indices[i]] for i in range(len(images))]
         prep.grids = [[(side, side)] for _ in images]
         prep.vision_flops = [self.tower_flops(res, len(images))] * len(images)
-        pad = res.tokens.shape[1] - res.indices.shape[1]
-        prep.labels = [torch.cat([res.indices[i].cpu(), torch.full((max(pad, 0),), -1)]) for i in range(len(images))]
         if prep.drop is not None:  # the prompt holds every patch slot, in grid order
             prep.labels = [torch.arange(n) for _ in images]
+        else:
+            pad = res.tokens.shape[1] - res.indices.shape[1]
+            prep.labels = [torch.cat([res.indices[i].cpu(), torch.full((max(pad, 0),), -1)]) for i in range(len(images))]
         prep.patches_per_crop = self.patches_per_crop
         return prep
