@@ -75,9 +75,54 @@ def method(name: str) -> Method:
     return make_method(name, budget_mode="after_prune") if name in LLM_METHODS else make_method(name)
 
 
+def cpu_dtype(name: str = "auto") -> torch.dtype:
+    """``float32`` / ``bfloat16``, or ``auto``: bf16 where the CPU multiplies it natively.
+
+    Why auto: with AVX512-BF16 or AMX, bf16 matmuls at these shapes ran ~3.7x faster than fp32;
+    on an AVX2-only CPU they ran 6.5x *slower* (10 against 65 GFLOP/s, 640x4096 @ 4096x11008).
+    """
+    if name != "auto":
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+
+
+def share_layers(adapter: LlavaAdapter, depth: int) -> None:
+    """Grow the decoder to ``depth`` layers that all hold layer 0's weights.
+
+    Why: LLaVA's full 32-layer decoder is 6.5 B parameters (26 GB in fp32, over this
+    machine's memory), but with random weights nothing depends on the layers being
+    different. Each added layer is its own module (its own ``layer_idx``, so its own KV-cache
+    slot and pruning hooks) whose parameters are layer 0's tensors, so every layer runs the
+    same matmuls on the same shapes, and re-reads a layer's worth of weights from memory
+    (~0.8 GB in fp32, far over any CPU cache), as the full model would.
+    """
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
+    lm = adapter.text_model
+    cfg, first = lm.config, lm.layers[0]
+    shared = dict(first.named_parameters())
+    for i in range(len(lm.layers), depth):
+        with torch.device("meta"):
+            layer = LlamaDecoderLayer(cfg, i)
+        for name in list(dict(layer.named_parameters())):
+            owner, _, leaf = name.rpartition(".")
+            layer.get_submodule(owner)._parameters[leaf] = shared[name]
+        lm.layers.append(layer.train(first.training))
+    cfg.num_hidden_layers = depth
+    if getattr(cfg, "layer_types", None):
+        cfg.layer_types = [cfg.layer_types[0]] * depth
+
+
 def build(geometry: str, depth: int = 2, dtype: torch.dtype = torch.bfloat16, tiny: bool = False,
-          seed: int = 0) -> tuple[LlavaAdapter, Image.Image]:  # fmt: skip
-    """(adapter, image) for ``llava15`` (576 patches) or ``next`` (5 crops, 2880 patches)."""
+          seed: int = 0, shared: bool = False) -> tuple[LlavaAdapter, Image.Image]:  # fmt: skip
+    """(adapter, image) for ``llava15`` (576 patches) or ``next`` (5 crops, 2880 patches).
+
+    ``shared``: build one decoder layer and grow it to ``depth`` with ``share_layers``.
+    """
     from transformers import (
         LlavaConfig,
         LlavaForConditionalGeneration,
@@ -93,7 +138,7 @@ def build(geometry: str, depth: int = 2, dtype: torch.dtype = torch.bfloat16, ti
                                   num_hidden_layers=24, num_attention_heads=16, image_size=336, patch_size=14,
                                   projection_dim=768)  # fmt: skip
     text: dict[str, Any] = dict(model_type="llama", vocab_size=32064, hidden_size=4096, intermediate_size=11008,
-                                num_hidden_layers=depth, num_attention_heads=32, num_key_value_heads=32,
+                                num_hidden_layers=1 if shared else depth, num_attention_heads=32, num_key_value_heads=32,
                                 max_position_embeddings=4096, rms_norm_eps=1e-5, pad_token_id=tok.pad_token_id,
                                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
     if tiny:
@@ -116,6 +161,8 @@ def build(geometry: str, depth: int = 2, dtype: torch.dtype = torch.bfloat16, ti
         side = 672
     else:
         raise SystemExit(f"unknown geometry {geometry!r} (llava15, next)")
+    if shared:
+        share_layers(adapter, depth)
     rng = np.random.default_rng(seed)
     image = Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
     return adapter, image
@@ -187,4 +234,14 @@ def machine() -> str:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | load {os.getloadavg()[0]:.2f}")  # fmt: skip
 
 
-__all__ = ["Bound", "LlavaAdapter", "LlavaNextAdapter", "build", "machine", "method", "median"]
+__all__ = [
+    "Bound",
+    "LlavaAdapter",
+    "LlavaNextAdapter",
+    "build",
+    "cpu_dtype",
+    "machine",
+    "method",
+    "median",
+    "share_layers",
+]

@@ -29,7 +29,17 @@ import argparse
 import time
 
 import torch
-from _vlm import LLM_METHODS, PAPER_DEPTH, QUESTION, build, full_depth_prefill_flops, machine, median, method
+from _vlm import (
+    LLM_METHODS,
+    PAPER_DEPTH,
+    QUESTION,
+    build,
+    cpu_dtype,
+    full_depth_prefill_flops,
+    machine,
+    median,
+    method,
+)
 
 from flowcut.methods import METHODS
 
@@ -53,16 +63,19 @@ def run_once(adapter, image, name: str, budget: int):  # noqa: ANN001, ANN201
     return out.cost
 
 
-def measure(geometry: str, methods: list[str], depth: int, repeats: int, tiny: bool, budgets: tuple[int, ...]) -> None:
+def measure(geometry: str, methods: list[str], depth: int, repeats: int, tiny: bool, budgets: tuple[int, ...],
+            dtype: torch.dtype = torch.bfloat16, shared: bool = False, warmup: str = "all") -> None:  # fmt: skip
     t_build = time.perf_counter()
-    adapter, image = build(geometry, depth=depth, tiny=tiny)
+    adapter, image = build(geometry, depth=depth, dtype=dtype, tiny=tiny, shared=shared)
     full = adapter.visual_tokens(image)
     budgets = budgets or BUDGETS[geometry]
     configs = [("none", full)] + [("bound", k) for k in budgets] + [(m, k) for m in methods for k in budgets]
-    print(f"\n{NAMES[geometry]}{' (TINY widths: smoke test only)' if tiny else ''}: decoder {depth} of "
-          f"{PAPER_DEPTH} layers, bf16, vision tower whole; {full} patches; built in "
+    layers = f"{depth} of {PAPER_DEPTH} layers" + (" (one layer's weights shared by all)" if shared else "")
+    print(f"\n{NAMES[geometry]}{' (TINY widths: smoke test only)' if tiny else ''}: decoder {layers}, "
+          f"{str(dtype).removeprefix('torch.')}, vision tower whole; {full} patches; built in "
           f"{time.perf_counter() - t_build:.0f} s")  # fmt: skip
-    for name, k in [("none", full)] + [("bound", k) for k in budgets]:  # warm-up: every sequence length once
+    warm = {"all": [("none", full)] + [("bound", k) for k in budgets], "short": [("bound", min(budgets))]}
+    for name, k in warm.get(warmup, []):  # all: every sequence length once; short: the code paths once
         run_once(adapter, image, name, k)
     runs: dict[tuple[str, int], list] = {c: [] for c in configs}
     t0 = time.perf_counter()
@@ -117,6 +130,23 @@ def main() -> None:
     ap.add_argument("--budgets", default="", help="comma-separated (default: 64,128,192 / 160,320,640)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--tiny", action="store_true", help="tiny widths: a smoke test of the script")
+    ap.add_argument(
+        "--shared-layers",
+        action="store_true",
+        help="build one decoder layer and repeat its weights --depth times (full depth in CPU memory)",
+    )
+    ap.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16"),
+        help="auto: bf16 where the CPU has native bf16 matmuls (AVX512-BF16 / AMX), else fp32",
+    )
+    ap.add_argument(
+        "--warmup",
+        default="all",
+        choices=("all", "short", "none"),
+        help="all: every sequence length once; short: the bound at the smallest K (full-depth runs)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,7 +156,8 @@ def main() -> None:
         raise SystemExit(f"unknown methods {unknown} (allowed: {', '.join(METHODS)})")
     for g in args.geometry.split(","):
         budgets = tuple(int(k) for k in args.budgets.split(",") if k)
-        measure(g, methods, args.depth, args.repeats, args.tiny, budgets)
+        measure(g, methods, args.depth, args.repeats, args.tiny, budgets, cpu_dtype(args.dtype),
+                args.shared_layers, args.warmup)  # fmt: skip
 
 
 if __name__ == "__main__":
