@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _vlm import QUESTION, build, machine, method
+from _vlm import QUESTION, build, cpu_dtype, machine, method
 from torch.profiler import ProfilerActivity, profile
 
 
@@ -27,9 +27,14 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=15)
     ap.add_argument("--tower", action="store_true", help="the vision tower loop alone")
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument(
+        "--shared-layers", action="store_true", help="as prefill_speedup.py: one layer's weights, --depth deep"
+    )
+    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
     args = ap.parse_args()
 
-    adapter, image = build(args.geometry, depth=args.depth, tiny=args.tiny)
+    adapter, image = build(args.geometry, depth=args.depth, dtype=cpu_dtype(args.dtype), tiny=args.tiny,
+                           shared=args.shared_layers)  # fmt: skip
     budget = adapter.visual_tokens(image) if args.method == "none" else args.budget
     m = method(args.method)
 
