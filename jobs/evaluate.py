@@ -107,8 +107,9 @@ class EvalActor:
 def encode_example(ex: Example) -> dict[str, Any]:
     """An Example as the job-independent part of a Ray Data row: image bytes and JSON text travel through Arrow.
 
-    The dataset's own bytes go as they are (the driver already decoded them once, so they are
-    known good); only an image that came decoded is encoded, as PNG at zlib level 1: lossless,
+    The dataset's own bytes go as they are (the driver checked them, ``load_examples(decode=False)``;
+    one that still fails to decode becomes an errored row at the actor); only an image that came
+    decoded is encoded, as PNG at zlib level 1: lossless,
     and ~3x faster than PIL's default level 6 (3.3 vs 9.3 ms for a 336 px scene, serial on the
     driver before the pool starts).
     """

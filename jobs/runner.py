@@ -136,7 +136,8 @@ def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -
         cfg = job.config
         key = (cfg["benchmark"], cfg.get("data_path"), cfg["limit"])
         if key not in loaded:
-            loaded[key] = load_examples(cfg["benchmark"], path=cfg.get("data_path"), limit=cfg["limit"])
+            # checked, not decoded: the actors decode each image once, the driver holds bytes only
+            loaded[key] = load_examples(cfg["benchmark"], path=cfg.get("data_path"), limit=cfg["limit"], decode=False)
         examples = loaded[key]
         store.set_total(job.id, len(examples))
         done = store.done_sample_ids(job.id)

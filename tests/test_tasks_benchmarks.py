@@ -271,3 +271,32 @@ def test_example_ids_are_unique_even_where_mme_pairs_share_a_question_id() -> No
     ids = [e.id for e in exs]
     assert len(set(ids)) == len(ids)
     assert len({e.meta["pair"] for e in exs}) < len(exs), "pairs still share their pair key for acc+"
+
+
+def test_undecoded_loading_checks_bytes_and_keeps_them() -> None:
+    """decode=False (the service's driver): same ids and errors, bytes kept, pixels left to the actors."""
+    for name in ("textvqa_val", "gqa", "pope"):
+        decoded = fixture(name)
+        lazy = load_examples(name, path=DATA / f"{name}.parquet", decode=False)
+        assert [(e.id, e.error) for e in lazy] == [(e.id, e.error) for e in decoded]
+        for a, b in zip(lazy, decoded, strict=True):
+            if b.error is None and a.image_bytes is not None:
+                assert a.image is None
+                assert Image.open(io.BytesIO(a.image_bytes)).convert("RGB").tobytes() == b.image.tobytes()
+    assert "cannot decode" in (
+        load_examples("textvqa_val", path=DATA / "textvqa_val.parquet", decode=False)[1].error or ""
+    )
+
+
+@pytest.mark.parametrize("cut", ["truncated", "checksum"])
+def test_check_image_rejects_broken_png_without_decoding(cut: str) -> None:
+    from flowcut.images import check_image
+
+    raw = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(raw, format="PNG")
+    good = raw.getvalue()
+    check_image(good)
+    i = good.index(b"IDAT") + 8
+    bad = good[: len(good) // 2] if cut == "truncated" else good[:i] + bytes([good[i] ^ 0xFF]) + good[i + 1 :]
+    with pytest.raises(FlowcutError, match=r"^image: cannot decode uploaded bytes as an image \("):
+        check_image(bad)

@@ -199,10 +199,15 @@ def load_benchmark(
 
 
 def load_examples(name: str, split: str | None = None, path: str | Path | None = None,
-                  limit: int | None = None) -> list[Example]:  # fmt: skip
-    """``load_benchmark`` then ``to_example`` on every row (errored rows included, with ``error`` set)."""
+                  limit: int | None = None, decode: bool = True) -> list[Example]:  # fmt: skip
+    """``load_benchmark`` then ``to_example`` on every row (errored rows included, with ``error`` set).
+
+    ``decode=False``: images stay encoded in ``image_bytes``, checked but not decoded (the service's
+    driver: its actors decode them).
+    """
     spec = get_spec(name)
-    examples = [to_example(spec, row, i) for i, row in enumerate(load_benchmark(name, split, path, limit))]
+    rows = load_benchmark(name, split, path, limit)
+    examples = [to_example(spec, row, i, decode) for i, row in enumerate(rows)]
     # results are keyed by (job, sample id): ids must be unique, but MME's two questions per
     # image share their question_id, so later repeats get "#<k>" (stable for a given dataset)
     seen: dict[str, int] = {}

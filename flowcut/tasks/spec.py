@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import FlowcutError
-from ..images import open_image
+from ..images import check_image, open_image, read_bytes
 from .parsers import DEFAULT_PARSER
 
 ANSWER_FORMATS = ("yesno", "text", "answers", "letter", "choice-index")
@@ -136,8 +136,12 @@ def _reference(spec: BenchmarkSpec, value: object, options: dict[str, str]) -> s
     raise _BadRow(f"{spec.answer}: unknown answer format for {fmt!r}: {value!r:.80}")
 
 
-def _image(value: object) -> tuple[Image.Image, bytes | None]:
-    """The decoded RGB image, and the row's encoded bytes when it stored them."""
+def _image(value: object, decode: bool = True) -> tuple[Image.Image | None, bytes | None]:
+    """The decoded RGB image, and the row's encoded bytes when it stored them.
+
+    ``decode=False``: encoded bytes (stored, or read from the row's path) are only checked
+    (``check_image``) and the image comes back None; an already decoded image is kept.
+    """
     if value is None:
         raise _BadRow("image: missing")
     try:
@@ -145,6 +149,11 @@ def _image(value: object) -> tuple[Image.Image, bytes | None]:
             return value.convert("RGB"), None
         if isinstance(value, dict) and (value.get("bytes") or value.get("path")):
             raw = value.get("bytes")
+            if not decode:
+                if not isinstance(raw, bytes):
+                    raw = read_bytes(value["path"])
+                check_image(raw)
+                return None, raw
             return open_image(raw or value["path"]), raw if isinstance(raw, bytes) else None
     except FlowcutError as err:
         raise _BadRow(str(err)) from None
@@ -153,11 +162,14 @@ def _image(value: object) -> tuple[Image.Image, bytes | None]:
     raise _BadRow(f"image: unsupported value {type(value).__name__}")
 
 
-def to_example(spec: BenchmarkSpec, row: Mapping[str, Any], position: int | None = None) -> Example:
+def to_example(spec: BenchmarkSpec, row: Mapping[str, Any], position: int | None = None,
+               decode: bool = True) -> Example:  # fmt: skip
     """Turn one dataset row into an ``Example``; problems go to ``error``, never raised.
 
     Args:
         position: the row's index, used as id when the dataset has no id column.
+        decode: False leaves ``image`` None where the row has encoded bytes (``image_bytes``
+            then holds them, checked but not decoded): for the service, whose actors decode.
     """
     rid = str(row.get(spec.id) if spec.id else position)
     question = row.get(spec.question)
@@ -173,7 +185,7 @@ def to_example(spec: BenchmarkSpec, row: Mapping[str, Any], position: int | None
         ex.options = _options(spec, row)
         ex.reference = _reference(spec, row.get(spec.answer), ex.options)
         ex.prompt = spec.prompt.format(**_fields(spec, question, ex.options, row.get("hint")))
-        ex.image, ex.image_bytes = _image(row.get(spec.image))  # the bytes decoded: known good
+        ex.image, ex.image_bytes = _image(row.get(spec.image), decode)
     except _BadRow as err:
         ex.error, ex.image = str(err), None
     return ex

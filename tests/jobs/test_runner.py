@@ -97,6 +97,33 @@ def test_a_corrupt_image_in_a_dataset_is_an_errored_row(tmp_path: Path) -> None:
     assert len(rows) > len(bad)
 
 
+def test_an_image_that_passes_the_drivers_check_but_not_decoding_is_an_errored_row(tmp_path: Path) -> None:
+    # the driver only checks the container (a truncated JPEG passes); the actor's decode fails it
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    table = pq.read_table(FIXTURES / "textvqa_val.parquet")
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(jpeg, format="JPEG")
+    images = table.column("image").to_pylist()
+    images[1] = {"bytes": jpeg.getvalue()[: len(jpeg.getvalue()) // 2], "path": None}
+    table = table.set_column(
+        table.schema.get_field_index("image"), "image", pa.array(images, table.schema.field("image").type)
+    )
+    pq.write_table(table, tmp_path / "tv.parquet")
+    spec = parse_spec(spec_dict(tmp_path, "fake", methods=["none"], benchmarks=["textvqa_val"], limit=None,
+                                data={"textvqa_val": str(tmp_path / "tv.parquet")}))  # fmt: skip
+    [job_id] = run_spec(spec)
+    rows = {r["sample_id"]: r for r in Store(spec.store).results(job_id)}
+    assert len(rows) == 2
+    bad = [r for r in rows.values() if r["error"]]
+    assert len(bad) == 1 and bad[0]["error"].startswith("image: cannot decode")
+    assert bad[0]["score"] is None
+
+
 def test_killing_the_driver_then_rerunning_computes_only_the_missing_samples(tmp_path: Path) -> None:
     log = tmp_path / "answered.txt"
     spec_file = tmp_path / "spec.yaml"
