@@ -75,14 +75,17 @@ def method(name: str) -> Method:
     return make_method(name, budget_mode="after_prune") if name in LLM_METHODS else make_method(name)
 
 
-def cpu_dtype(name: str = "auto") -> torch.dtype:
-    """``float32`` / ``bfloat16``, or ``auto``: bf16 where the CPU multiplies it natively.
+def pick_dtype(name: str = "auto", device: str = "cpu") -> torch.dtype:
+    """``float32`` / ``bfloat16`` / ``float16``, or ``auto``: fp16 on CUDA (the papers' dtype),
+    else bf16 where the CPU multiplies it natively, else fp32.
 
     Why auto: with AVX512-BF16 or AMX, bf16 matmuls at these shapes ran ~3.7x faster than fp32;
     on an AVX2-only CPU they ran 6.5x *slower* (10 against 65 GFLOP/s, 640x4096 @ 4096x11008).
     """
     if name != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    if device.startswith("cuda"):
+        return torch.float16
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -118,10 +121,11 @@ def share_layers(adapter: LlavaAdapter, depth: int) -> None:
 
 
 def build(geometry: str, depth: int = 2, dtype: torch.dtype = torch.bfloat16, tiny: bool = False,
-          seed: int = 0, shared: bool = False) -> tuple[LlavaAdapter, Image.Image]:  # fmt: skip
+          seed: int = 0, shared: bool = False, device: str = "cpu") -> tuple[LlavaAdapter, Image.Image]:  # fmt: skip
     """(adapter, image) for ``llava15`` (576 patches) or ``next`` (5 crops, 2880 patches).
 
     ``shared``: build one decoder layer and grow it to ``depth`` with ``share_layers``.
+    ``device``: where the weights are created (``cuda``: drawn on the GPU, not copied there).
     """
     from transformers import (
         LlavaConfig,
@@ -149,13 +153,15 @@ def build(geometry: str, depth: int = 2, dtype: torch.dtype = torch.bfloat16, ti
                   vision_feature_layer=-2, vision_feature_select_strategy="default")  # fmt: skip
     crop = {"height": 336, "width": 336}
     if geometry == "llava15":
-        model = LlavaForConditionalGeneration._from_config(LlavaConfig(**common), dtype=dtype)
+        with torch.device(device):
+            model = LlavaForConditionalGeneration._from_config(LlavaConfig(**common), dtype=dtype)
         ip = CLIPImageProcessorPil(size={"shortest_edge": 336}, crop_size=crop)
         adapter: LlavaAdapter = Llava15(model.eval(), Bundle(ip, tok))
         side = 336
     elif geometry == "next":
         cfg = LlavaNextConfig(**common, image_grid_pinpoints=PINPOINTS)
-        model = LlavaNextForConditionalGeneration._from_config(cfg, dtype=dtype)
+        with torch.device(device):
+            model = LlavaNextForConditionalGeneration._from_config(cfg, dtype=dtype)
         ip = LlavaNextImageProcessorPil(size={"shortest_edge": 336}, crop_size=crop, image_grid_pinpoints=PINPOINTS)
         adapter = LlavaNext(model.eval(), Bundle(ip, tok))
         side = 672
@@ -229,6 +235,8 @@ def machine() -> str:
         cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    if torch.cuda.is_available():
+        cpu += f" | {torch.cuda.get_device_name()}"
     return (f"{platform.node()} | nproc {os.cpu_count()} | {cpu} | torch {torch.__version__} "
             f"({torch.get_num_threads()} threads) | transformers {transformers.__version__} | "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | load {os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -239,7 +247,7 @@ __all__ = [
     "LlavaAdapter",
     "LlavaNextAdapter",
     "build",
-    "cpu_dtype",
+    "pick_dtype",
     "machine",
     "method",
     "median",

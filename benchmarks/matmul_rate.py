@@ -17,7 +17,7 @@ import argparse
 import time
 
 import torch
-from _vlm import cpu_dtype, machine
+from _vlm import machine, pick_dtype
 
 # (out, in) of one Llama-7B decoder layer's linears, with how many of each
 LINEARS = [((4096, 4096), 4), ((11008, 4096), 2), ((4096, 11008), 1)]
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    dtype = cpu_dtype(args.dtype)
+    dtype = pick_dtype(args.dtype)
     counts = [int(t) for t in args.tokens.split(",")]
     rates = {t: rate(t, dtype, args.repeats) for t in counts}
     top = rates[max(counts)]

@@ -30,6 +30,7 @@ import sys
 if "MALLOC_MMAP_THRESHOLD_" not in os.environ:  # must be set before the process starts
     os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | {"MALLOC_MMAP_THRESHOLD_": "65536"})
 
+import torch  # noqa: E402
 from _vlm import (  # noqa: E402
     PAPER_DEPTH,
     QUESTION,
@@ -38,6 +39,7 @@ from _vlm import (  # noqa: E402
     machine,
     method,
     per_layer_visual,
+    pick_dtype,
     text_tokens,
 )
 
@@ -66,19 +68,33 @@ def main() -> None:
     ap.add_argument("--budgets", default="64,128,192")
     ap.add_argument("--depth", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="tiny widths: a smoke test of the script")
+    ap.add_argument(
+        "--shared-layers", action="store_true", help="as prefill_speedup.py: one layer's weights, --depth deep"
+    )
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda: peak and act come from CUDA's allocator")
+    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                    help="auto: fp16 on CUDA; on a CPU bf16 with native bf16 matmuls, else fp32")  # fmt: skip
     args = ap.parse_args()
 
-    adapter, image = build("llava15", depth=args.depth, tiny=args.tiny)
+    dtype = pick_dtype(args.dtype, args.device)
+    adapter, image = build("llava15", depth=args.depth, dtype=dtype, tiny=args.tiny, shared=args.shared_layers,
+                           device=args.device)  # fmt: skip
+    cuda = adapter.device.type == "cuda"
     full = adapter.visual_tokens(image)
     configs = [("none", full)] + [(m, int(k)) for m in args.methods.split(",") if m for k in args.budgets.split(",")]
 
     def run(name: str, k: int) -> dict[str, float]:
         m = method(name)
-        rss0 = status_kb("VmRSS")
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
+        if cuda:  # the allocator's own counters, in bytes / 1024 like the kernel's
+            torch.cuda.synchronize()
+            rss0 = torch.cuda.memory_allocated() // 1024
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            rss0 = status_kb("VmRSS")
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to the current RSS
         cost = adapter.generate([image], [QUESTION], m, k, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)[0].cost
-        peak = status_kb("VmHWM")
+        peak = torch.cuda.max_memory_allocated() // 1024 if cuda else status_kb("VmHWM")
         n_vis = cost.llm_layer_visual_tokens[0]
         return {"kv": cost.kv_cache_bytes, "kv32": kv_bytes_full_depth(adapter, m, k, n_vis),
                 "flops32": full_depth_prefill_flops(adapter, m, k, cost, NEW_TOKENS), "peak": peak * 1024,
@@ -89,7 +105,8 @@ def main() -> None:
     base = res[configs[0]]
     mb = 1 / 2**20
     print(f"\nmemory per sample, LLaVA-1.5-7B geometry{' (TINY widths: smoke test only)' if args.tiny else ''}: "
-          f"decoder {args.depth} of {PAPER_DEPTH} layers, bf16, {full} patches, {text_tokens(adapter)} text tokens, "
+          f"decoder {args.depth} of {PAPER_DEPTH} layers{' (shared weights)' if args.shared_layers else ''}, "
+          f"{str(dtype).removeprefix('torch.')} on {args.device}, {full} patches, {text_tokens(adapter)} text tokens, "
           f"{NEW_TOKENS} new tokens; {machine()}")  # fmt: skip
     head = (f"{'method':<10}{'K':>5}{'vis@LLM':>8}{'KV MB':>8}{'KV -%':>7}{'KV MB@32':>10}{'KV -%@32':>9}"
             f"{'FLOPs -%@32':>12}{'peak MB':>9}{'act MB':>8}{'act -%':>7}   paper claim")  # fmt: skip

@@ -34,11 +34,11 @@ from _vlm import (
     PAPER_DEPTH,
     QUESTION,
     build,
-    cpu_dtype,
     full_depth_prefill_flops,
     machine,
     median,
     method,
+    pick_dtype,
 )
 
 from flowcut.methods import METHODS
@@ -64,15 +64,16 @@ def run_once(adapter, image, name: str, budget: int):  # noqa: ANN001, ANN201
 
 
 def measure(geometry: str, methods: list[str], depth: int, repeats: int, tiny: bool, budgets: tuple[int, ...],
-            dtype: torch.dtype = torch.bfloat16, shared: bool = False, warmup: str = "all") -> None:  # fmt: skip
+            dtype: torch.dtype = torch.bfloat16, shared: bool = False, warmup: str = "all",
+            device: str = "cpu") -> None:  # fmt: skip
     t_build = time.perf_counter()
-    adapter, image = build(geometry, depth=depth, dtype=dtype, tiny=tiny, shared=shared)
+    adapter, image = build(geometry, depth=depth, dtype=dtype, tiny=tiny, shared=shared, device=device)
     full = adapter.visual_tokens(image)
     budgets = budgets or BUDGETS[geometry]
     configs = [("none", full)] + [("bound", k) for k in budgets] + [(m, k) for m in methods for k in budgets]
     layers = f"{depth} of {PAPER_DEPTH} layers" + (" (one layer's weights shared by all)" if shared else "")
     print(f"\n{NAMES[geometry]}{' (TINY widths: smoke test only)' if tiny else ''}: decoder {layers}, "
-          f"{str(dtype).removeprefix('torch.')}, vision tower whole; {full} patches; built in "
+          f"{str(dtype).removeprefix('torch.')} on {device}, vision tower whole; {full} patches; built in "
           f"{time.perf_counter() - t_build:.0f} s")  # fmt: skip
     warm = {"all": [("none", full)] + [("bound", k) for k in budgets], "short": [("bound", min(budgets))]}
     for name, k in warm.get(warmup, []):  # all: every sequence length once; short: the code paths once
@@ -138,9 +139,10 @@ def main() -> None:
     ap.add_argument(
         "--dtype",
         default="auto",
-        choices=("auto", "float32", "bfloat16"),
-        help="auto: bf16 where the CPU has native bf16 matmuls (AVX512-BF16 / AMX), else fp32",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="auto: fp16 on CUDA; on a CPU bf16 where it has native bf16 matmuls (AVX512-BF16 / AMX), else fp32",
     )
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU run: full depth, fp16)")
     ap.add_argument(
         "--warmup",
         default="all",
@@ -156,8 +158,8 @@ def main() -> None:
         raise SystemExit(f"unknown methods {unknown} (allowed: {', '.join(METHODS)})")
     for g in args.geometry.split(","):
         budgets = tuple(int(k) for k in args.budgets.split(",") if k)
-        measure(g, methods, args.depth, args.repeats, args.tiny, budgets, cpu_dtype(args.dtype),
-                args.shared_layers, args.warmup)  # fmt: skip
+        measure(g, methods, args.depth, args.repeats, args.tiny, budgets, pick_dtype(args.dtype, args.device),
+                args.shared_layers, args.warmup, args.device)  # fmt: skip
 
 
 if __name__ == "__main__":

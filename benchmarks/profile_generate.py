@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _vlm import QUESTION, build, cpu_dtype, machine, method
+from _vlm import QUESTION, build, machine, method, pick_dtype
 from torch.profiler import ProfilerActivity, profile
 
 
@@ -30,20 +30,22 @@ def main() -> None:
     ap.add_argument(
         "--shared-layers", action="store_true", help="as prefill_speedup.py: one layer's weights, --depth deep"
     )
-    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
 
-    adapter, image = build(args.geometry, depth=args.depth, dtype=cpu_dtype(args.dtype), tiny=args.tiny,
-                           shared=args.shared_layers)  # fmt: skip
+    adapter, image = build(args.geometry, depth=args.depth, dtype=pick_dtype(args.dtype, args.device), tiny=args.tiny,
+                           shared=args.shared_layers, device=args.device)  # fmt: skip
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if adapter.device.type == "cuda" else [])
     budget = adapter.visual_tokens(image) if args.method == "none" else args.budget
     m = method(args.method)
 
     if args.tower:
         pixels = adapter.processor.image_processor([image], return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(adapter.model.dtype)
+        pixels = pixels.to(adapter.device, adapter.model.dtype)
         with torch.inference_mode():
             adapter.encode_crops(pixels, m, budget)
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with profile(activities=activities) as prof:
                 adapter.encode_crops(pixels, m, budget)
         print(f"\n{args.geometry} {args.method} K={budget}: vision tower loop alone; {machine()}")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
@@ -53,7 +55,7 @@ def main() -> None:
         return adapter.generate([image], [QUESTION], m, budget, max_new_tokens=16, min_new_tokens=16)[0].cost
 
     call()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=activities) as prof:
         cost = call()
     decode = cost.total_ms - cost.vision_ms - cost.prefill_ms
     print(f"\n{args.geometry} {args.method} K={budget}, decoder {args.depth} layers; {machine()}")

@@ -26,7 +26,7 @@ import argparse
 import time
 
 import torch
-from _vlm import Timer, build, machine, median, method
+from _vlm import Timer, build, machine, median, method, pick_dtype
 
 from flowcut.methods import METHODS, EncoderMethod, VisionMethod
 
@@ -46,19 +46,30 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--tiny", action="store_true", help="tiny widths: a smoke test of the script")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                    help="auto: fp16 on CUDA; on a CPU bf16 with native bf16 matmuls, else fp32")  # fmt: skip
     args = ap.parse_args()
 
-    adapter, image = build("llava15", depth=1, tiny=args.tiny)  # the decoder is not run here
+    dtype = pick_dtype(args.dtype, args.device)
+    # the decoder is not run here
+    adapter, image = build("llava15", depth=1, dtype=dtype, tiny=args.tiny, device=args.device)
     n = adapter.visual_tokens(image)
-    pixels = adapter.processor.image_processor([image], return_tensors="pt")["pixel_values"].to(adapter.model.dtype)
+    pixels = adapter.processor.image_processor([image], return_tensors="pt")["pixel_values"]
+    pixels = pixels.to(adapter.device, adapter.model.dtype)
+    cuda = adapter.device.type == "cuda"
     vision_side = [m for m, cls in METHODS.items() if m != "none" and issubclass(cls, (VisionMethod, EncoderMethod))]
     configs = [("none", n), ("none (again)", n)] + [(m, args.budget) for m in vision_side] + [("flowcut@575", n - 1)]
 
     def run(name: str, k: int) -> tuple[float, float]:
         m, timer = timed_method(name.split(" ")[0].split("@")[0])
+        if cuda:
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         with torch.inference_mode():
             adapter.encode_crops(pixels, m, k)
+        if cuda:  # kernels run asynchronously: the method-code column is launch time only there
+            torch.cuda.synchronize()
         return (time.perf_counter() - t0) * 1000, timer.s * 1000
 
     for c in configs[:3]:  # warm-up
@@ -70,7 +81,7 @@ def main() -> None:
 
     base = median([t for t, _ in times[configs[0]]])
     print(f"\nselection overhead, LLaVA-1.5-7B geometry{' (TINY widths: smoke test only)' if args.tiny else ''}: "
-          f"CLIP ViT-L/14-336 tower (23 of 24 layers run), bf16, 1 image, {n} patches, K = {args.budget}; "
+          f"CLIP ViT-L/14-336 tower (23 of 24 layers run), {str(dtype).removeprefix('torch.')} on {args.device}, 1 image, {n} patches, K = {args.budget}; "
           f"median of {args.repeats}; {machine()}")  # fmt: skip
     head = f"{'method':<14}{'K':>5}{'tower+method ms':>17}{'net %':>8}{'method code %':>15}{'target':>9}{'ok':>5}"
     print(head)

@@ -35,7 +35,50 @@ def test_shared_layers_match_a_model_with_copied_layers(geometry: str) -> None:
         assert a.cost.llm_layer_visual_tokens == b.cost.llm_layer_visual_tokens, name
 
 
-def test_cpu_dtype_names() -> None:
-    assert _vlm.cpu_dtype("float32") is torch.float32
-    assert _vlm.cpu_dtype("bfloat16") is torch.bfloat16
-    assert _vlm.cpu_dtype("auto") in (torch.float32, torch.bfloat16)
+def test_pick_dtype_names() -> None:
+    assert _vlm.pick_dtype("float32") is torch.float32
+    assert _vlm.pick_dtype("bfloat16") is torch.bfloat16
+    assert _vlm.pick_dtype("auto") in (torch.float32, torch.bfloat16)
+
+
+def test_speed_script_runs_full_depth_with_shared_layers() -> None:
+    """The CLI path the full-depth tables used, at tiny widths: one row per configuration, the header says so."""
+    import subprocess
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "prefill_speedup.py",
+            "--geometry",
+            "llava15",
+            "--tiny",
+            "--depth",
+            "4",
+            "--shared-layers",
+            "--methods",
+            "flowcut",
+            "--budgets",
+            "64",
+            "--repeats",
+            "1",
+            "--warmup",
+            "short",
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+        ],  # fmt: skip
+        cwd=bench,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "decoder 4 of 32 layers (one layer's weights shared by all), float32 on cpu" in out
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.split()[:1] in (["none"], ["bound"], ["flowcut"])
+    }
+    assert set(rows) == {"none", "bound", "flowcut"} and rows["flowcut"][1:3] == ["64", "64"]
