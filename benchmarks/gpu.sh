@@ -4,6 +4,13 @@
 #
 #     bash benchmarks/gpu.sh            # every table into $OUT (default /tmp/gpu-bench), ~5 min
 #
+# The code is written against transformers 5.24.0; the device image had 5.17 when last read.
+# To run with 5.24.0, fetch its wheel here first and carry it (run(..., carry=[".whl"])):
+#     echo /.whl/ >> .git/info/exclude
+#     python3 -m pip download --no-deps --only-binary=:all: -d .whl transformers==5.24.0
+#
+# Smoke test of this script without a GPU (tiny widths): DEVICE=cpu EXTRA=--tiny bash benchmarks/gpu.sh
+#
 # Sized for a 10-minute call: each script has its own timeout, so one that fails or hangs
 # still leaves the others' tables. Paste the tables into BENCHMARKS.md beside the CPU ones.
 set -uo pipefail
@@ -12,11 +19,18 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+EXTRA=${EXTRA:-}
+if ls ../.whl/*.whl >/dev/null 2>&1; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ../.whl/*.whl \
+        && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$(cd .. && pwd)"
 $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__,
-      torch.cuda.get_device_name())" 2>&1 | tee "$OUT/env.txt"
+      torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" 2>&1 | tee "$OUT/env.txt"
 # item 1: every method at 64/128/192 and 160/320/640, full depth, fp16 (--dtype auto on cuda)
-timeout 300 $PY prefill_speedup.py --device cuda --depth 32 --repeats 5 2>&1 | tee "$OUT/prefill_speedup.txt"
+timeout 300 $PY prefill_speedup.py --device "$DEVICE" --depth 32 --repeats 5 $EXTRA 2>&1 | tee "$OUT/prefill_speedup.txt"
 # item 2: each method's added time on the vision tower at 576 tokens
-timeout 90 $PY selection_overhead.py --device cuda --repeats 21 2>&1 | tee "$OUT/selection_overhead.txt"
+timeout 90 $PY selection_overhead.py --device "$DEVICE" --repeats 21 $EXTRA 2>&1 | tee "$OUT/selection_overhead.txt"
 # item 6: KV cache and CUDA peak memory per sample, full depth
-timeout 150 $PY memory.py --device cuda --depth 32 2>&1 | tee "$OUT/memory.txt"
+timeout 150 $PY memory.py --device "$DEVICE" --depth 32 $EXTRA 2>&1 | tee "$OUT/memory.txt"
