@@ -14,13 +14,18 @@ every batch of rows into the store. Two rates come out of a run (and ``first``: 
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+# the suite's default folder is relative to the working directory: from anywhere else, a run
+# would build a second 100 MB copy there instead of using the repository's
+os.environ.setdefault("FLOWCUT_SUITE_DIR", str(ROOT / "data" / "suite"))
 
 from jobs import raycompat  # noqa: E402
 from jobs.runner import run_spec  # noqa: E402
