@@ -75,6 +75,20 @@ def method(name: str) -> Method:
     return make_method(name, budget_mode="after_prune") if name in LLM_METHODS else make_method(name)
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def add_model_args(ap: Any, shared: bool = True) -> None:
+    """The build options the model scripts share: ``--device``, ``--dtype`` and (``shared``) ``--shared-layers``."""
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU run: full depth, fp16)")
+    ap.add_argument("--dtype", default="auto", choices=("auto", *DTYPES),
+                    help="auto: fp16 on CUDA; on a CPU bf16 where it has native bf16 matmuls (AVX512-BF16 / AMX), "
+                         "else fp32")  # fmt: skip
+    if shared:
+        ap.add_argument("--shared-layers", action="store_true",
+                        help="build one decoder layer and repeat its weights --depth times (full depth in CPU memory)")  # fmt: skip
+
+
 def pick_dtype(name: str = "auto", device: str = "cpu") -> torch.dtype:
     """``float32`` / ``bfloat16`` / ``float16``, or ``auto``: fp16 on CUDA (the papers' dtype),
     else bf16 where the CPU multiplies it natively, else fp32.
@@ -83,7 +97,7 @@ def pick_dtype(name: str = "auto", device: str = "cpu") -> torch.dtype:
     on an AVX2-only CPU they ran 6.5x *slower* (10 against 65 GFLOP/s, 640x4096 @ 4096x11008).
     """
     if name != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+        return DTYPES[name]
     if device.startswith("cuda"):
         return torch.float16
     try:
@@ -243,9 +257,11 @@ def machine() -> str:
 
 
 __all__ = [
+    "DTYPES",
     "Bound",
     "LlavaAdapter",
     "LlavaNextAdapter",
+    "add_model_args",
     "build",
     "pick_dtype",
     "machine",

@@ -17,7 +17,7 @@ import argparse
 import time
 
 import torch
-from _vlm import machine, pick_dtype
+from _vlm import DTYPES, machine, pick_dtype
 
 # (out, in) of one Llama-7B decoder layer's linears, with how many of each
 LINEARS = [((4096, 4096), 4), ((11008, 4096), 2), ((4096, 11008), 1)]
@@ -41,7 +41,7 @@ def rate(tokens: int, dtype: torch.dtype, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", default="115,627", help="comma-separated row counts (prompt tokens at the LLM)")
-    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    ap.add_argument("--dtype", default="auto", choices=("auto", *DTYPES))
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     dtype = pick_dtype(args.dtype)

@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from _vlm import (  # noqa: E402
     PAPER_DEPTH,
     QUESTION,
+    add_model_args,
     build,
     full_depth_prefill_flops,
     machine,
@@ -68,12 +69,7 @@ def main() -> None:
     ap.add_argument("--budgets", default="64,128,192")
     ap.add_argument("--depth", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="tiny widths: a smoke test of the script")
-    ap.add_argument(
-        "--shared-layers", action="store_true", help="as prefill_speedup.py: one layer's weights, --depth deep"
-    )
-    ap.add_argument("--device", default="cpu", help="cpu, or cuda: peak and act come from CUDA's allocator")
-    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                    help="auto: fp16 on CUDA; on a CPU bf16 with native bf16 matmuls, else fp32")  # fmt: skip
+    add_model_args(ap)  # on cuda, peak and act come from CUDA's allocator
     args = ap.parse_args()
 
     dtype = pick_dtype(args.dtype, args.device)

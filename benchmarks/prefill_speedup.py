@@ -33,6 +33,7 @@ from _vlm import (
     LLM_METHODS,
     PAPER_DEPTH,
     QUESTION,
+    add_model_args,
     build,
     full_depth_prefill_flops,
     machine,
@@ -131,18 +132,7 @@ def main() -> None:
     ap.add_argument("--budgets", default="", help="comma-separated (default: 64,128,192 / 160,320,640)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--tiny", action="store_true", help="tiny widths: a smoke test of the script")
-    ap.add_argument(
-        "--shared-layers",
-        action="store_true",
-        help="build one decoder layer and repeat its weights --depth times (full depth in CPU memory)",
-    )
-    ap.add_argument(
-        "--dtype",
-        default="auto",
-        choices=("auto", "float32", "bfloat16", "float16"),
-        help="auto: fp16 on CUDA; on a CPU bf16 where it has native bf16 matmuls (AVX512-BF16 / AMX), else fp32",
-    )
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU run: full depth, fp16)")
+    add_model_args(ap)
     ap.add_argument(
         "--warmup",
         default="all",

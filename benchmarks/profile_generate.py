@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _vlm import QUESTION, build, machine, method, pick_dtype
+from _vlm import QUESTION, add_model_args, build, machine, method, pick_dtype
 from torch.profiler import ProfilerActivity, profile
 
 
@@ -27,11 +27,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=15)
     ap.add_argument("--tower", action="store_true", help="the vision tower loop alone")
     ap.add_argument("--tiny", action="store_true")
-    ap.add_argument(
-        "--shared-layers", action="store_true", help="as prefill_speedup.py: one layer's weights, --depth deep"
-    )
-    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_model_args(ap)
     args = ap.parse_args()
 
     adapter, image = build(args.geometry, depth=args.depth, dtype=pick_dtype(args.dtype, args.device), tiny=args.tiny,

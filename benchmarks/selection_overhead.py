@@ -26,7 +26,7 @@ import argparse
 import time
 
 import torch
-from _vlm import Timer, build, machine, median, method, pick_dtype
+from _vlm import Timer, add_model_args, build, machine, median, method, pick_dtype
 
 from flowcut.methods import METHODS, EncoderMethod, VisionMethod
 
@@ -46,9 +46,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--tiny", action="store_true", help="tiny widths: a smoke test of the script")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                    help="auto: fp16 on CUDA; on a CPU bf16 with native bf16 matmuls, else fp32")  # fmt: skip
+    add_model_args(ap, shared=False)
     args = ap.parse_args()
 
     dtype = pick_dtype(args.dtype, args.device)
