@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 import jobs.store as store_pkg
+import jobs.store._queue as store_queue
+import jobs.store.models as store_models
 from flowcut.errors import FlowcutError
 from jobs.store import RESULT_MEASURED, JobInfo, JobStatus, Store
 from jobs.store.models import Base, Environment, Run
@@ -131,18 +134,30 @@ def test_expired_lease_requeues_then_fails_after_max_attempts(store: Store) -> N
     assert [tuple(r) for r in runs] == [("w1", "lost", "lease expired"), ("w2", "lost", "lease expired")]
 
 
-def test_heartbeat_renews_the_lease(store: Store) -> None:
+def test_heartbeat_renews_the_lease(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A clock the test moves: with real sleeps a slow CI machine could take longer than the
+    # lease between claim and heartbeat (it did once, with 0.6 s of a 1.0 s lease).
+    clock = [store_models.utcnow()]
+    monkeypatch.setattr(store_queue, "utcnow", lambda: clock[0])
     (job_id,) = store.submit_jobs(job_rows(1))
     job = store.claim("w1", 1.0)
     assert job is not None
-    time.sleep(0.6)
+    clock[0] += timedelta(seconds=0.6)
     assert store.heartbeat(job_id, "w1", 1.0)
     assert not store.heartbeat(job_id, "someone-else", 1.0)
-    time.sleep(0.6)  # past the first lease, within the renewed one
+    clock[0] += timedelta(seconds=0.6)  # past the first lease, within the renewed one
     assert store.requeue_expired() == 0
     assert store.get_job(job_id).status == JobStatus.RUNNING  # type: ignore[union-attr]
-    assert store.complete(job_id, "w1")
+    clock[0] += timedelta(seconds=0.5)  # past the renewed lease too
     assert not store.heartbeat(job_id, "w1", 1.0)
+    assert store.requeue_expired() == 1
+
+
+def test_complete_ends_the_lease(store: Store) -> None:
+    (job_id,) = store.submit_jobs(job_rows(1))
+    assert store.claim("w1", 60) is not None
+    assert store.complete(job_id, "w1")
+    assert not store.heartbeat(job_id, "w1", 60)
     with pytest.raises(FlowcutError, match="lease_s"):
         store.claim("w1", 0)
 
