@@ -8,8 +8,10 @@ import json
 
 import pytest
 import torch
+import typer
 from transformers import CLIPVisionConfig, CLIPVisionModel, LlavaForConditionalGeneration
 
+from flowcut.errors import FlowcutError
 from flowcut.mini import clip as clip_module
 from flowcut.mini import train
 from flowcut.mini.clip import Budget
@@ -159,6 +161,29 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     # step budgets scale like minutes: 500 and 1500 steps at scale 0.002 are 1 and 3
     assert (record["stats"]["caption"]["steps"], record["stats"]["instruct"]["steps"]) == (1, 3)
 
+    # a warm start: the ViT of the first run with fixed position codes in place of its learned
+    # ones, its projector and LM as they were (no LM step here, so they must be equal)
+    warm = tmp_path / "warm"
+    train.main(out=warm, device="cpu", scale=0.002, vision_from=tmp_path, lm_from=tmp_path,
+               set_=["vit_pos_sincos=1.0", "caption_steps=0", "instruct_steps=0"])  # fmt: skip
+    third = LlavaForConditionalGeneration.from_pretrained(warm)
+    for name, a in first.state_dict().items():
+        b = third.state_dict()[name]
+        if name.endswith("position_embedding.weight"):
+            torch.testing.assert_close(b[1:], train.sincos_2d(24, CFG.vit_width))
+        else:
+            torch.testing.assert_close(a, b, msg=name)
+    warm_stats = json.loads((warm / "training.json").read_text())["stats"]
+    assert warm_stats["lm_from"] == str(tmp_path) and warm_stats["caption"]["steps"] == 0
+
+    # warm-starting from a checkpoint with another tokenizer, or from no checkpoint, is refused
+    other_tok = train_tokenizer(train.corpus(8), 300)
+    other_model = train.build_llava(CFG, other_tok, train.build_vision(CFG))
+    with pytest.raises(FlowcutError, match="tokenizer differs"):
+        train.load_lm(other_model, other_tok, tmp_path)
+    with pytest.raises(typer.BadParameter, match="--lm-from .*no checkpoint"):
+        train.main(out=tmp_path / "x", device="cpu", scale=0.002, lm_from=tmp_path / "missing")
+
 
 def test_config_overrides_parse_by_field_type() -> None:
     cfg = CFG.with_overrides(["vit_pos_sincos=1.0", "vit_tune_from=2", "basic_questions=false", "vit_pos_std=none"])
@@ -216,6 +241,11 @@ def test_lm_stage_tunes_the_vit_layers_above_the_cache_only(model_and_tok) -> No
     # 2 layers, features from the 1st: only layer 0 is above the cache and below the feature layer
     assert changed and all(".layers.0." in k for k in changed)
     assert not any(p.requires_grad for p in model.model.vision_tower.parameters())
+
+
+def test_a_budget_of_nothing_switches_the_stage_off() -> None:
+    assert Budget(0.0).frac(0, start=0.0) == 1.0
+    assert Budget(5.0, steps=0).frac(0, start=0.0) == 1.0
 
 
 def test_budget_follows_steps_when_given_else_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:

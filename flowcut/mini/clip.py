@@ -70,7 +70,9 @@ class Budget:
     def frac(self, step: int, start: float) -> float:
         """How far the stage is, 0-1: what the learning-rate decay and the curricula follow."""
         if self.steps is not None:
-            return step / max(1, self.steps)
+            return step / self.steps if self.steps > 0 else 1.0
+        if self.minutes <= 0:  # a stage switched off (e.g. captions after --lm-from)
+            return 1.0
         return (time.time() - start) / (self.minutes * 60)
 
 

@@ -26,6 +26,7 @@ import torch
 import typer
 from tqdm import tqdm
 from transformers import (
+    AutoTokenizer,
     CLIPVisionConfig,
     CLIPVisionModel,
     LlamaConfig,
@@ -35,6 +36,7 @@ from transformers import (
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from ..errors import FlowcutError
 from ..tasks.suite import tasks as suite_tasks
 from ..tasks.suite.scene import COLOURS, EDITS, SHAPES, caption, edit, make_scene, object_mask, render
 from .clip import Budget, ClipPair, cosine_lr, train_clip
@@ -136,12 +138,30 @@ def build_vision(cfg: MiniConfig) -> CLIPVisionModel:
     # a learned embedding at that scale still faded during stage (a) (README); fixed codes at
     # the patch embedding's scale cannot fade, and the [CLS] slot gets none, as in MAE
     if cfg.vit_pos_sincos is not None:
-        grid = cfg.image_size // cfg.patch_size
-        with torch.no_grad():
-            emb.weight.zero_()
-            emb.weight[1:] = cfg.vit_pos_sincos * sincos_2d(grid, cfg.vit_width)
-        emb.weight.requires_grad_(False)
+        set_sincos(vision, cfg)
     return vision
+
+
+def set_sincos(vision: CLIPVisionModel, cfg: MiniConfig) -> None:
+    """Fixed 2D sine-cosine position codes at ``cfg.vit_pos_sincos`` in place of the learned embedding."""
+    emb = vision.embeddings.position_embedding
+    with torch.no_grad():
+        emb.weight.zero_()
+        emb.weight[1:] = cfg.vit_pos_sincos * sincos_2d(cfg.image_size // cfg.patch_size, cfg.vit_width)
+    emb.weight.requires_grad_(False)
+
+
+def load_lm(model: LlavaForConditionalGeneration, tok, path: Path) -> None:
+    """Copy the projector, LM and head of the checkpoint at ``path`` into ``model`` (a warm start).
+
+    Raises FlowcutError when that checkpoint's tokenizer differs: its embeddings would mean other tokens.
+    """
+    earlier = LlavaForConditionalGeneration.from_pretrained(path)
+    if AutoTokenizer.from_pretrained(path).get_vocab() != tok.get_vocab():
+        raise FlowcutError(f"--lm-from {path}", "its tokenizer differs from this run's; a warm start needs the same one")
+    for name in ("multi_modal_projector", "language_model"):
+        getattr(model.model, name).load_state_dict(getattr(earlier.model, name).state_dict())
+    model.lm_head.load_state_dict(earlier.lm_head.state_dict())
 
 
 def build_llava(cfg: MiniConfig, tok, vision: CLIPVisionModel) -> LlavaForConditionalGeneration:
@@ -342,6 +362,10 @@ def main(
     vision_from: Annotated[Path | None, typer.Option(
         help="skip stage (a): take the ViT of this checkpoint (trained by this script) and its stage-(a) record"
     )] = None,
+    lm_from: Annotated[Path | None, typer.Option(
+        help="start the projector and LM from this checkpoint (trained by this script, same tokenizer) "
+        "instead of from random weights"
+    )] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="override a MiniConfig field, name=value (repeatable), e.g. --set vit_pos_sincos=1.0"
     )] = None,
@@ -350,6 +374,9 @@ def main(
         cfg = MiniConfig().with_overrides(set_ or [])
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    for flag, path in (("--vision-from", vision_from), ("--lm-from", lm_from)):
+        if path is not None and not (path / "config.json").is_file():
+            raise typer.BadParameter(f"{flag} {path}: no checkpoint there (no config.json)")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -364,7 +391,7 @@ def main(
 
     def budget(stage: str) -> Budget:
         steps = getattr(cfg, f"{stage}_steps")
-        return Budget(getattr(cfg, f"{stage}_minutes") * scale, None if steps is None else max(1, round(steps * scale)))
+        return Budget(getattr(cfg, f"{stage}_minutes") * scale, None if steps is None else max(min(steps, 1), round(steps * scale)))
 
     t0 = time.time()
     tok = train_tokenizer(corpus(2000), cfg.vocab_size)
@@ -380,10 +407,19 @@ def main(
         # the ViT is the only weight shared with an earlier run; the LM stages start afresh
         earlier = LlavaForConditionalGeneration.from_pretrained(vision_from)
         pair.vision.load_state_dict(earlier.model.vision_tower.state_dict())
+        if cfg.vit_pos_sincos is not None:  # the fixed codes replace whatever embedding that ViT had
+            set_sincos(pair.vision, cfg)
         record = json.loads((vision_from / "training.json").read_text())["stats"]["clip"]
         stats["clip"] = record | {"from": str(vision_from)}
         log(f"stage (a) skipped: ViT from {vision_from} ({record['steps']} CLIP steps, {record['seconds'] / 60:.1f} min)")
     model = build_llava(cfg, tok, pair.vision)
+    if lm_from is not None:
+        stats["lm_from"] = str(lm_from)
+        try:
+            load_lm(model, tok, lm_from)
+        except FlowcutError as err:
+            raise typer.BadParameter(str(err)) from None
+        log(f"projector and LM from {lm_from}")
     seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
     t1 = time.time()
     feats, scenes, images = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
