@@ -10,6 +10,9 @@ held-out accuracy of the first answer token (teacher-forced, one question per se
 Rungs, easiest first:
   one     scenes with one object: "What colour is the object?" (no lookup: find the object)
   exists  "Is there a <colour> object in the image?" (compare the question with every object)
+  where   scenes with one object: "Where is the object?" ("top left"...: the patches must say
+          where they are, or the LM must work it out from its rotary positions); scored on the
+          whole answer, not its first token
   pope    the suite's POPE question: a colour *and* a shape, bound to one object
   xattn   not the LM: a one-layer cross-attention classifier whose query is a learned
           (colour, shape) embedding, on the pope rung, to show what the features allow
@@ -52,6 +55,8 @@ def cached(checkpoint: str, path: Path) -> dict:
 def question(rung: str, seed: int, scene: Scene) -> tuple[str, str]:
     if rung == "one":
         return "What colour is the object?", scene.objects[0].colour
+    if rung == "where":
+        return "Where is the object?", scene.objects[0].where
     if rung == "exists":
         present, r = sorted({o.colour for o in scene.objects}), random.Random(seed)
         absent = [c for c in COLOURS if c not in present]
@@ -62,7 +67,7 @@ def question(rung: str, seed: int, scene: Scene) -> tuple[str, str]:
 
 
 def usable(rung: str, scenes: list[Scene]) -> list[int]:
-    return [i for i, sc in enumerate(scenes) if rung != "one" or len(sc.objects) == 1]
+    return [i for i, sc in enumerate(scenes) if rung not in ("one", "where") or len(sc.objects) == 1]
 
 
 def lm_batch(model, tok, feats, scenes, idx: list[int], base: int, rung: str, tokens: str):
@@ -101,8 +106,9 @@ def run_lm(data: dict, checkpoint: str, rung: str, tokens: str, seconds: float) 
             emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, test[k : k + 8], HELD_OUT, rung, tokens)
             logits = model(inputs_embeds=emb, attention_mask=mask, position_ids=pos).logits
             for b in range(len(labels)):
-                first = int((labels[b] != -100).nonzero()[0])
-                hits.append(int(logits[b, first - 1].argmax()) == int(labels[b, first]))
+                at = (labels[b] != -100).nonzero()[:, 0]
+                at = at if rung == "where" else at[:1]  # the whole answer, or its first token
+                hits.append(bool(logits[b, at - 1].argmax(-1).eq(labels[b, at]).all()))
     return step, sum(hits) / len(hits)
 
 
@@ -152,7 +158,7 @@ def run_xattn(data: dict, seconds: float) -> tuple[int, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("rung", choices=["one", "exists", "pope", "xattn"])
+    ap.add_argument("rung", choices=["one", "where", "exists", "pope", "xattn"])
     ap.add_argument("seconds", type=float)
     ap.add_argument("--tokens", choices=["full", "object"], default="full")
     ap.add_argument("--checkpoint", default="flowcut/mini/checkpoint")
