@@ -156,9 +156,9 @@ def load_lm(model: LlavaForConditionalGeneration, tok, path: Path) -> None:
 
     Raises FlowcutError when that checkpoint's tokenizer differs: its embeddings would mean other tokens.
     """
-    earlier = LlavaForConditionalGeneration.from_pretrained(path)
     if AutoTokenizer.from_pretrained(path).get_vocab() != tok.get_vocab():
         raise FlowcutError(f"--lm-from {path}", "its tokenizer differs from this run's; a warm start needs the same one")
+    earlier = LlavaForConditionalGeneration.from_pretrained(path)
     for name in ("multi_modal_projector", "language_model"):
         getattr(model.model, name).load_state_dict(getattr(earlier.model, name).state_dict())
     model.lm_head.load_state_dict(earlier.lm_head.state_dict())
@@ -391,7 +391,9 @@ def main(
 
     def budget(stage: str) -> Budget:
         steps = getattr(cfg, f"{stage}_steps")
-        return Budget(getattr(cfg, f"{stage}_minutes") * scale, None if steps is None else max(min(steps, 1), round(steps * scale)))
+        if steps:  # scaled like minutes, but a stage that runs at all runs at least one step
+            steps = max(1, round(steps * scale))
+        return Budget(getattr(cfg, f"{stage}_minutes") * scale, steps)
 
     t0 = time.time()
     tok = train_tokenizer(corpus(2000), cfg.vocab_size)
