@@ -1,6 +1,7 @@
 """Which grounding questions a fresh mini LM learns, and how fast: the diagnostic behind the README's mini notes.
 
     PYTHONPATH=. .venv/bin/python scripts/mini_ladder.py RUNG SECONDS [--tokens full|object] [--threads 1]
+        [--symbolic SECONDS] [--lr 1e-3] [--set name=value ...] [--curve STEPS]
 
 Takes the ViT of a mini checkpoint, caches its features for 1,500 train scenes and 300
 held-out ones (seeds 50,000+; cached in /tmp per checkpoint), then trains a fresh projector + LM built by
@@ -18,7 +19,11 @@ Rungs, easiest first:
           (colour, shape) embedding, on the pope rung, to show what the features allow
 
 ``--tokens object`` feeds only the patches that overlap an object or the text box (their
-grid positions kept); ``full`` feeds all 576, as at evaluation.
+grid positions kept); ``full`` feeds all 576, as at evaluation. ``--symbolic S`` first trains
+the LM for S seconds on symbolic scenes (one token per object, the sum of its words'
+embeddings, at its centre patch): how fast the LM learns a rung when perception is perfect.
+``--set`` overrides a ``MiniConfig`` field of the fresh LM (e.g. ``lm_rope_theta=1000000``),
+``--curve N`` prints held-out accuracy every N steps.
 """
 
 from __future__ import annotations
@@ -34,10 +39,14 @@ from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
 from flowcut.mini import train as T
 from flowcut.mini.config import MiniConfig
-from flowcut.tasks.suite.scene import COLOURS, SHAPES, Scene, object_mask
+from flowcut.tasks.suite.scene import COLOURS, PATCH, SHAPES, SIZE, Scene, make_scene, object_mask
 from flowcut.tasks.suite.tasks import _pope
 
 HELD_OUT = 50_000
+LR = 1e-3
+CURVE = 0
+TEST: dict = {}
+SETS: list[str] = []
 
 
 def cached(checkpoint: str, path: Path) -> dict:
@@ -70,46 +79,95 @@ def usable(rung: str, scenes: list[Scene]) -> list[int]:
     return [i for i, sc in enumerate(scenes) if rung not in ("one", "where") or len(sc.objects) == 1]
 
 
+def scene_tokens(model, tok, scenes: list[Scene]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symbolic image tokens, the scenes as an ideal projector would give them, and which patches hold them.
+
+    One token per object, at its centre patch: the sum of the LM's input embeddings of its
+    words ("large red circle"), taken from the current embedding table so that gradients reach
+    it. Returns ([n, 576, lm_width] tokens, [n, 576] bool mask of the object centres).
+    """
+    embed, grid = model.get_input_embeddings(), SIZE // PATCH
+    out = torch.zeros(len(scenes), grid * grid, embed.embedding_dim)
+    mask = torch.zeros(len(scenes), grid * grid, dtype=torch.bool)
+    for i, sc in enumerate(scenes):
+        for o in sc.objects:
+            at = (o.box[1] + o.box[3]) // 2 // PATCH * grid + (o.box[0] + o.box[2]) // 2 // PATCH
+            out[i, at] = embed(torch.tensor(tok(" " + o.name, add_special_tokens=False).input_ids)).sum(0)
+            mask[i, at] = True
+    return out, mask
+
+
 def lm_batch(model, tok, feats, scenes, idx: list[int], base: int, rung: str, tokens: str):
-    """One question per scene through the training script's own batch builder (dropped patches keep positions)."""
-    if tokens == "object":
-        masks = torch.stack([torch.from_numpy(object_mask(scenes[i]).reshape(-1)) for i in idx])
+    """One question per scene through the training script's own batch builder (dropped patches keep positions).
+
+    ``feats`` None: symbolic scenes (``scene_tokens``), fed as they are, no projector.
+    """
+    chunk = [(k, [question(rung, base + i, scenes[i])]) for k, i in enumerate(idx)]  # row k is scene idx[k]
+    gen, project = torch.Generator().manual_seed(0), None
+    if feats is None:
+        local, masks = scene_tokens(model, tok, [scenes[i] for i in idx])
+        project = torch.nn.Identity()
+    elif tokens == "object":
+        local, masks = feats[idx], torch.stack([torch.from_numpy(object_mask(scenes[i]).reshape(-1)) for i in idx])
     else:
-        masks = torch.ones(len(idx), feats.shape[1], dtype=torch.bool)
-    # rows k of feats[idx] / masks belong to scene idx[k]
-    chunk = [(k, [question(rung, base + i, scenes[i])]) for k, i in enumerate(idx)]
-    emb, pos, labels, mask = T.dialogue_batch(model, tok, feats[idx], masks, chunk, 0.0, torch.Generator().manual_seed(0))
+        local, masks = feats[idx], torch.ones(len(idx), feats.shape[1], dtype=torch.bool)
+    emb, pos, labels, mask = T.dialogue_batch(model, tok, local, masks, chunk, 0.0, gen, project)
     return emb, labels, mask, pos
 
 
-def run_lm(data: dict, checkpoint: str, rung: str, tokens: str, seconds: float) -> tuple[int, float]:
-    tok = AutoTokenizer.from_pretrained(checkpoint)
-    tower = LlavaForConditionalGeneration.from_pretrained(checkpoint).model.vision_tower
-    model = T.build_llava(MiniConfig(), tok, tower)
+def fit(model, tok, train: tuple, test: tuple, rung: str, args: argparse.Namespace, seconds: float) -> int:
+    """Train projector + LM for ``seconds`` on batches of 8 of ``train`` = (feats or None, scenes); returns the steps.
+
+    With ``args.curve`` prints the accuracy on ``test`` every that many steps.
+    """
     params = [p for n, p in model.named_parameters() if not n.startswith("model.vision_tower")]
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
-    (feats, scenes), rng = data["train"], random.Random(0)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    (feats, scenes), rng = train, random.Random(0)
     pool, start, step = usable(rung, scenes), time.time(), 0
+    model.train()
     while time.time() - start < seconds:
-        emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, [rng.choice(pool) for _ in range(8)], 0, rung, tokens)
+        batch = [rng.choice(pool) for _ in range(8)]
+        emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, batch, 0, rung, args.tokens)
         loss = model(inputs_embeds=emb, attention_mask=mask, position_ids=pos, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
+        if args.curve and step % args.curve == 0:
+            print(f"  step {step}: held-out {100 * score(model, tok, test, rung, args.tokens):.1f}%", flush=True)
+            model.train()
     model.eval()
-    (feats, scenes), hits = data["test"], []
-    with torch.no_grad():
-        test = usable(rung, scenes)[:200]
-        for k in range(0, len(test), 8):
-            emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, test[k : k + 8], HELD_OUT, rung, tokens)
-            logits = model(inputs_embeds=emb, attention_mask=mask, position_ids=pos).logits
-            for b in range(len(labels)):
-                at = (labels[b] != -100).nonzero()[:, 0]
-                at = at if rung == "where" else at[:1]  # the whole answer, or its first token
-                hits.append(bool(logits[b, at - 1].argmax(-1).eq(labels[b, at]).all()))
-    return step, sum(hits) / len(hits)
+    return step
+
+
+@torch.no_grad()
+def score(model, tok, test: tuple, rung: str, tokens: str) -> float:
+    (feats, scenes), hits = test, []
+    model.eval()
+    rows = usable(rung, scenes)[:200]
+    for k in range(0, len(rows), 8):
+        emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, rows[k : k + 8], HELD_OUT, rung, tokens)
+        logits = model(inputs_embeds=emb, attention_mask=mask, position_ids=pos).logits
+        for b in range(len(labels)):
+            at = (labels[b] != -100).nonzero()[:, 0]
+            at = at if rung == "where" else at[:1]  # the whole answer, or its first token
+            hits.append(bool(logits[b, at - 1].argmax(-1).eq(labels[b, at]).all()))
+    return sum(hits) / len(hits)
+
+
+def run_lm(data: dict, args: argparse.Namespace) -> tuple[int, float]:
+    tok = AutoTokenizer.from_pretrained(args.checkpoint)
+    tower = LlavaForConditionalGeneration.from_pretrained(args.checkpoint).model.vision_tower
+    model = T.build_llava(MiniConfig().with_overrides(args.set or []), tok, tower)
+    if args.symbolic:
+        # scenes as words first (seeds 200,000+: facts only, no pixels), then the same LM on the ViT's features
+        train, test = (None, [make_scene(200_000 + i) for i in range(20_000)]), (None, data["test"][1])
+        steps = fit(model, tok, train, test, args.rung, args, args.symbolic)
+        acc = score(model, tok, test, args.rung, args.tokens)
+        print(f"symbolic {args.rung}: {steps} steps of 8, held-out accuracy {100 * acc:.1f}%", flush=True)
+    steps = fit(model, tok, data["train"], data["test"], args.rung, args, args.seconds)
+    return steps, score(model, tok, data["test"], args.rung, args.tokens)
 
 
 class CrossAttention(torch.nn.Module):
@@ -163,6 +221,11 @@ def main() -> None:
     ap.add_argument("--tokens", choices=["full", "object"], default="full")
     ap.add_argument("--checkpoint", default="flowcut/mini/checkpoint")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--symbolic", type=float, default=0.0,
+                    help="first train the LM this many seconds on symbolic scenes (train.scene_tokens)")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--curve", type=int, default=0, help="print held-out accuracy every this many steps")
+    ap.add_argument("--set", action="append", help="override a MiniConfig field of the fresh LM, name=value")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -175,7 +238,7 @@ def main() -> None:
         steps, acc = run_xattn(data, args.seconds)
         print(f"xattn (pope rung, full tokens): {steps} steps of 32, held-out accuracy {100 * acc:.1f}%")
     else:
-        steps, acc = run_lm(data, args.checkpoint, args.rung, args.tokens, args.seconds)
+        steps, acc = run_lm(data, args)
         print(f"lm {args.rung} ({args.tokens} tokens): {steps} steps of 8, held-out accuracy {100 * acc:.1f}%")
 
 

@@ -133,6 +133,41 @@ def test_dialogue_batch_drops_background_but_keeps_positions(model_and_tok) -> N
     assert lab[0, at + len(keep) :].tolist() == labels[at + 576 :]
 
 
+def test_dialogue_batch_project_maps_the_image_slots(model_and_tok) -> None:
+    model, tok = model_and_tok
+    width = model.config.text_config.hidden_size
+    tokens, masks = torch.randn(1, 576, width), torch.zeros(1, 576, dtype=torch.bool)
+    masks[0, [3, 40]] = True
+    turns = [("Is there a red circle in the image?", "yes")]
+    emb, _, _, _ = train.dialogue_batch(model, tok, tokens, masks, [(0, turns)], 0.0, torch.Generator(),
+                                        torch.nn.Identity())  # fmt: skip
+    at = train.encode_dialogue(tok, turns, 1, model.config.image_token_id)[0].index(model.config.image_token_id)
+    torch.testing.assert_close(emb[0, at : at + 2], tokens[0, [3, 40]])  # taken as they are, no projector
+
+
+def test_make_dialogues_asks_every_question_once_in_chunks_of_at_most_turns() -> None:
+    import random
+
+    from flowcut.tasks.suite.scene import make_scene
+
+    seeds = list(range(30))
+    scenes = [make_scene(s) for s in seeds]
+    cfg = dataclasses.replace(CFG, basic_questions=False)
+    dialogues = train.make_dialogues(seeds, scenes, cfg, random.Random(0))
+    for i, s in enumerate(seeds):
+        asked = sorted(t for j, turns in dialogues if j == i for t in turns)
+        assert asked == sorted(train.qa_for_scene(s, None, scenes[i], 0) + train.qa_for_scene(s, None, scenes[i], 1))
+    assert all(1 <= len(turns) <= cfg.turns for _, turns in dialogues)
+    assert {len(turns) for _, turns in dialogues} & {1, 2, 3}  # short ones, as evaluation asks one question
+
+
+def test_lm_rope_theta_reaches_the_language_model(model_and_tok) -> None:
+    model, tok = model_and_tok
+    assert model.config.text_config.rope_parameters["rope_theta"] == CFG.lm_rope_theta
+    wide = train.build_llava(CFG.with_overrides(["lm_rope_theta=1000000"]), tok, model.model.vision_tower)
+    assert wide.config.text_config.rope_parameters["rope_theta"] == 1e6
+
+
 def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     train.main(out=tmp_path, device="cpu", scale=0.002)
     model = LlavaForConditionalGeneration.from_pretrained(tmp_path)

@@ -168,7 +168,8 @@ def build_llava(cfg: MiniConfig, tok, vision: CLIPVisionModel) -> LlavaForCondit
     text = LlamaConfig(
         vocab_size=len(tok), hidden_size=cfg.lm_width, intermediate_size=cfg.lm_mlp,
         num_hidden_layers=cfg.lm_layers, num_attention_heads=cfg.lm_heads, num_key_value_heads=cfg.lm_heads,
-        max_position_embeddings=1024, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+        max_position_embeddings=1024, rope_parameters={"rope_type": "default", "rope_theta": cfg.lm_rope_theta},
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
     )
     config = LlavaConfig(
@@ -278,13 +279,15 @@ def basic_qa(scene, rng: random.Random) -> list[tuple[str, str]]:
     ]
 
 
-def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.Generator):
+def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.Generator, project=None):
     """Input embeddings, position ids, labels and attention mask for (image index, turns) rows.
 
     Dropped patches leave their positions unused (ids keep counting as if all 576 were
     there, as LLM-side pruning does at evaluation), so a kept patch's position still says
-    where it lies in the grid.
+    where it lies in the grid. ``project`` maps ``feats`` rows to LM embeddings (default: the
+    model's projector; the identity when ``feats`` already are LM embeddings).
     """
+    project = model.model.multi_modal_projector if project is None else project
     image_id, embed = model.config.image_token_id, model.get_input_embeddings()
     n_patch = feats.shape[1]
     rows = []
@@ -292,7 +295,7 @@ def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.G
         ids, lab = encode_dialogue(tok, turns, 1, image_id)
         at = ids.index(image_id)
         keep = (masks[j] | (torch.rand(n_patch, generator=gen) < keep_bg)).nonzero().squeeze(1)
-        vis = model.model.multi_modal_projector(feats[j, keep].float())
+        vis = project(feats[j, keep].float())
         text = embed(torch.tensor(ids))
         after = len(ids) - at - 1
         pos = torch.cat([torch.arange(at), at + keep, torch.arange(at + n_patch, at + n_patch + after)])
@@ -353,6 +356,23 @@ def lm_stage(model, tok, feats, masks, dialogues, budget: Budget, cfg: MiniConfi
         p.requires_grad_(False)
     model.eval()
     return {"steps": step, "final_loss": sum(losses[-25:]) / max(1, len(losses[-25:])), "seconds": time.time() - start}
+
+
+def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random) -> list[tuple[int, list]]:
+    """(scene index, turns) rows: every task's questions over each scene, twice varied, in multi-turn chunks."""
+    dialogues = []
+    for i, s in enumerate(seeds):
+        pairs = qa_for_scene(s, None, scenes[i], 0) + qa_for_scene(s, None, scenes[i], 1)
+        if cfg.basic_questions:
+            pairs += basic_qa(scenes[i], rng)
+        rng.shuffle(pairs)
+        while pairs:
+            # mostly long dialogues (the 576 image tokens are paid once per sequence), some
+            # short ones so that single-question prompts, as at evaluation, stay in distribution
+            n = rng.randint(1, 3) if rng.random() < 0.3 else rng.randint(6, cfg.turns)
+            dialogues.append((i, pairs[:n]))
+            pairs = pairs[n:]
+    return dialogues
 
 
 def main(
@@ -424,24 +444,13 @@ def main(
         log(f"projector and LM from {lm_from}")
     seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
     t1 = time.time()
-    feats, scenes, images = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
+    feats, scenes, _ = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
     stats["cache_seconds"] = time.time() - t1
     rng = random.Random(2)
     captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
     masks = torch.from_numpy(np.stack([object_mask(sc).reshape(-1) for sc in scenes]))
     stats["caption"] = lm_stage(model, tok, feats, masks, captions, budget("caption"), cfg, "caption", log)
-    dialogues = []
-    for i, s in enumerate(seeds):
-        pairs = qa_for_scene(s, images[i], scenes[i], 0) + qa_for_scene(s, images[i], scenes[i], 1)
-        if cfg.basic_questions:
-            pairs += basic_qa(scenes[i], rng)
-        rng.shuffle(pairs)
-        while pairs:
-            # mostly long dialogues (the 576 image tokens are paid once per sequence), some
-            # short ones so that single-question prompts, as at evaluation, stay in distribution
-            n = rng.randint(1, 3) if rng.random() < 0.3 else rng.randint(6, cfg.turns)
-            dialogues.append((i, pairs[:n]))
-            pairs = pairs[n:]
+    dialogues = make_dialogues(seeds, scenes, cfg, rng)
     stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct",
                                  log, tune_vit=True)
     stats["total_minutes"] = (time.time() - t0) / 60
