@@ -54,8 +54,8 @@ def cached(checkpoint: str, path: Path) -> dict:
         return torch.load(path, weights_only=False)
     model = LlavaForConditionalGeneration.from_pretrained(checkpoint)
     proc = T.image_processor(MiniConfig())
-    train_f, train_s, _ = T.cache_features(model, proc, list(range(1500)))
-    test_f, test_s, _ = T.cache_features(model, proc, list(range(HELD_OUT, HELD_OUT + 300)))
+    train_f, train_s = T.cache_features(model, proc, list(range(1500)))
+    test_f, test_s = T.cache_features(model, proc, list(range(HELD_OUT, HELD_OUT + 300)))
     out = {"train": (train_f, train_s), "test": (test_f, test_s)}
     torch.save(out, path)
     return out

@@ -253,8 +253,8 @@ def test_vision_with_sincos_positions_keeps_them_fixed() -> None:
 def test_top_features_finish_a_lower_cache_to_the_feature_layer(model_and_tok) -> None:
     model, _ = model_and_tok
     proc = train.image_processor(CFG)
-    direct, _, _ = train.cache_features(model, proc, [0, 1])
-    lower, _, _ = train.cache_features(model, proc, [0, 1], first=0)
+    direct, _ = train.cache_features(model, proc, [0, 1])
+    lower, _ = train.cache_features(model, proc, [0, 1], first=0)
     assert lower.shape == (2, 577, 32)
     with torch.no_grad():
         torch.testing.assert_close(train.top_features(model, lower, 0), direct.float(), atol=2e-2, rtol=0)
@@ -265,7 +265,7 @@ def test_lm_stage_tunes_the_vit_layers_above_the_cache_only(model_and_tok) -> No
     model, tok = copy.deepcopy(model_and_tok[0]), model_and_tok[1]
     cfg = dataclasses.replace(CFG, vit_tune_from=0, vit_lr=1e-2, lm_batch=2)
     before = {k: v.clone() for k, v in model.model.vision_tower.state_dict().items()}
-    feats, scenes, _ = train.cache_features(model, train.image_processor(CFG), [0, 1], first=0)
+    feats, scenes = train.cache_features(model, train.image_processor(CFG), [0, 1], first=0)
     masks = torch.ones(2, 576, dtype=torch.bool)
     dialogues = [(i, [("What colour is the object?", "red")]) for i in range(2)]
     stats = train.lm_stage(model, tok, feats, masks, dialogues, Budget(60.0, steps=3), cfg, "t", lambda _: None,

@@ -26,7 +26,7 @@ class MiniConfig:
     lm_heads: int = 4
     lm_mlp: int = 688  # ~ 8/3 x width, Llama's SwiGLU ratio
     # rotary base; Llama's 10,000 turns most of a 64-dim head over the ~600 positions between an
-    # image patch and the question, which scrambles content matches (see train.build_llava)
+    # image patch and the question, which scrambles content matches (README, "perfect perception")
     lm_rope_theta: float = 10000.0
     vocab_size: int = 600  # BPE over a templated corpus needs few merges
     init_std: float = 0.06  # LM + projector weights; see train.build_llava for why not Llama's 0.02
