@@ -1,7 +1,7 @@
 """Which grounding questions a fresh mini LM learns, and how fast: the diagnostic behind the README's mini notes.
 
     PYTHONPATH=. .venv/bin/python scripts/mini_ladder.py RUNG SECONDS [--tokens full|object] [--threads 1]
-        [--symbolic SECONDS] [--lr 1e-3] [--set name=value ...] [--curve STEPS]
+        [--symbolic SECONDS] [--lr 1e-3] [--set name=value ...] [--curve STEPS] [--turns 1]
 
 Takes the ViT of a mini checkpoint, caches its features for 1,500 train scenes and 300
 held-out ones (seeds 50,000+; cached in /tmp per checkpoint), then trains a fresh projector + LM built by
@@ -23,7 +23,8 @@ grid positions kept); ``full`` feeds all 576, as at evaluation. ``--symbolic S``
 the LM for S seconds on symbolic scenes (one token per object, the sum of its words'
 embeddings, at its centre patch): how fast the LM learns a rung when perception is perfect.
 ``--set`` overrides a ``MiniConfig`` field of the fresh LM (e.g. ``lm_rope_theta=1000000``),
-``--curve N`` prints held-out accuracy every N steps.
+``--curve N`` prints held-out accuracy every N steps, ``--turns N`` trains on N questions per
+sequence (multi-turn, as the training script does; held-out scoring still asks one).
 """
 
 from __future__ import annotations
@@ -97,12 +98,15 @@ def scene_tokens(model, tok, scenes: list[Scene]) -> tuple[torch.Tensor, torch.T
     return out, mask
 
 
-def lm_batch(model, tok, feats, scenes, idx: list[int], base: int, rung: str, tokens: str):
-    """One question per scene through the training script's own batch builder (dropped patches keep positions).
+def lm_batch(model, tok, feats, scenes, idx: list[int], base: int, rung: str, tokens: str, turns: int = 1):
+    """``turns`` questions per scene through the training script's own batch builder (dropped patches keep positions).
 
     ``feats`` None: symbolic scenes (``scene_tokens``), fed as they are, no projector.
     """
-    chunk = [(k, [question(rung, base + i, scenes[i])]) for k, i in enumerate(idx)]  # row k is scene idx[k]
+    def ask(i: int) -> list[tuple[str, str]]:  # several questions over one scene: pseudo-seeds (seed, t)
+        return [question(rung, (base + i) * turns + t, scenes[i]) for t in range(turns)]
+
+    chunk = [(k, ask(i)) for k, i in enumerate(idx)]  # row k is scene idx[k]
     gen, project = torch.Generator().manual_seed(0), None
     if feats is None:
         local, masks = scene_tokens(model, tok, [scenes[i] for i in idx])
@@ -127,7 +131,7 @@ def fit(model, tok, train: tuple, test: tuple, rung: str, args: argparse.Namespa
     model.train()
     while time.time() - start < seconds:
         batch = [rng.choice(pool) for _ in range(8)]
-        emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, batch, 0, rung, args.tokens)
+        emb, labels, mask, pos = lm_batch(model, tok, feats, scenes, batch, 0, rung, args.tokens, args.turns)
         loss = model(inputs_embeds=emb, attention_mask=mask, position_ids=pos, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -224,6 +228,7 @@ def main() -> None:
     ap.add_argument("--symbolic", type=float, default=0.0,
                     help="first train the LM this many seconds on symbolic scenes (train.scene_tokens)")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--turns", type=int, default=1, help="questions per training sequence (scoring asks one)")
     ap.add_argument("--curve", type=int, default=0, help="print held-out accuracy every this many steps")
     ap.add_argument("--set", action="append", help="override a MiniConfig field of the fresh LM, name=value")
     args = ap.parse_args()
