@@ -44,10 +44,6 @@ from flowcut.tasks.suite.scene import COLOURS, PATCH, SHAPES, SIZE, Scene, make_
 from flowcut.tasks.suite.tasks import _pope
 
 HELD_OUT = 50_000
-LR = 1e-3
-CURVE = 0
-TEST: dict = {}
-SETS: list[str] = []
 
 
 def cached(checkpoint: str, path: Path) -> dict:
