@@ -222,7 +222,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="flowcut/mini/checkpoint")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--symbolic", type=float, default=0.0,
-                    help="first train the LM this many seconds on symbolic scenes (train.scene_tokens)")
+                    help="first train the LM this many seconds on symbolic scenes (scene_tokens)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--turns", type=int, default=1, help="questions per training sequence (scoring asks one)")
     ap.add_argument("--curve", type=int, default=0, help="print held-out accuracy every this many steps")
