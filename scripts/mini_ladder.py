@@ -15,6 +15,8 @@ Rungs, easiest first:
           where they are, or the LM must work it out from its rotary positions); scored on the
           whole answer, not its first token
   pope    the suite's POPE question: a colour *and* a shape, bound to one object
+  mix     the suite's own questions of its five tasks that need no reading (pope, gqa, count,
+          mme, mcq; one per sequence, task by seed), whole answer scored, accuracy per task
   xattn   not the LM: a one-layer cross-attention classifier whose query is a learned
           (colour, shape) embedding, on the pope rung, to show what the features allow
 
@@ -41,9 +43,11 @@ from transformers import AutoTokenizer, LlavaForConditionalGeneration
 from flowcut.mini import train as T
 from flowcut.mini.config import MiniConfig
 from flowcut.tasks.suite.scene import COLOURS, PATCH, SHAPES, SIZE, Scene, make_scene, object_mask
-from flowcut.tasks.suite.tasks import _pope
+from flowcut.tasks.suite.tasks import _MAKERS, _pope
 
 HELD_OUT = 50_000
+MIX = ("pope", "gqa", "count", "mme", "mcq")  # the suite's tasks a symbolic scene can answer (no text)
+WHOLE = ("where", "mix")  # rungs scored on the whole answer, not its first token
 
 
 def cached(checkpoint: str, path: Path) -> dict:
@@ -68,6 +72,10 @@ def question(rung: str, seed: int, scene: Scene) -> tuple[str, str]:
         absent = [c for c in COLOURS if c not in present]
         c = r.choice(present) if seed % 2 == 0 or not absent else r.choice(absent)
         return f"Is there a {c} object in the image?", "yes" if c in present else "no"
+    if rung == "mix":
+        out = _MAKERS[MIX[seed % len(MIX)]](seed, None, scene, random.Random(f"mix:{seed}"))
+        s = out[seed // len(MIX) % 2] if isinstance(out, list) else out  # mme: its yes or its no question
+        return s["prompt"], s["answer"]
     s = _pope(seed, None, scene, random.Random(f"pope:{seed}"))
     return s["prompt"], s["answer"]
 
@@ -143,6 +151,7 @@ def fit(model, tok, train: tuple, test: tuple, rung: str, args: argparse.Namespa
 
 @torch.no_grad()
 def score(model, tok, test: tuple, rung: str, tokens: str) -> float:
+    """Held-out accuracy (teacher-forced); the ``mix`` rung also prints it per task."""
     (feats, scenes), hits = test, []
     model.eval()
     rows = usable(rung, scenes)[:200]
@@ -151,8 +160,11 @@ def score(model, tok, test: tuple, rung: str, tokens: str) -> float:
         logits = model(inputs_embeds=emb, attention_mask=mask, position_ids=pos).logits
         for b in range(len(labels)):
             at = (labels[b] != -100).nonzero()[:, 0]
-            at = at if rung == "where" else at[:1]  # the whole answer, or its first token
+            at = at if rung in WHOLE else at[:1]  # the whole answer, or its first token
             hits.append(bool(logits[b, at - 1].argmax(-1).eq(labels[b, at]).all()))
+    if rung == "mix":
+        per = {t: [h for i, h in zip(rows, hits) if MIX[(HELD_OUT + i) % len(MIX)] == t] for t in MIX}
+        print("  " + " ".join(f"{t} {100 * sum(v) / len(v):.0f}%" for t, v in per.items() if v), flush=True)
     return sum(hits) / len(hits)
 
 
@@ -216,7 +228,7 @@ def run_xattn(data: dict, seconds: float) -> tuple[int, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("rung", choices=["one", "where", "exists", "pope", "xattn"])
+    ap.add_argument("rung", choices=["one", "where", "exists", "pope", "mix", "xattn"])
     ap.add_argument("seconds", type=float)
     ap.add_argument("--tokens", choices=["full", "object"], default="full")
     ap.add_argument("--checkpoint", default="flowcut/mini/checkpoint")
