@@ -50,6 +50,11 @@ MIX = ("pope", "gqa", "count", "mme", "mcq")  # the suite's tasks a symbolic sce
 WHOLE = ("where", "mix")  # rungs scored on the whole answer, not its first token
 
 
+def mix_task(seed: int) -> str:
+    """The task of the ``mix`` rung's question for ``seed``."""
+    return MIX[seed % len(MIX)]
+
+
 def cached(checkpoint: str, path: Path) -> dict:
     if path.exists():
         return torch.load(path, weights_only=False)
@@ -73,7 +78,7 @@ def question(rung: str, seed: int, scene: Scene) -> tuple[str, str]:
         c = r.choice(present) if seed % 2 == 0 or not absent else r.choice(absent)
         return f"Is there a {c} object in the image?", "yes" if c in present else "no"
     if rung == "mix":
-        out = _MAKERS[MIX[seed % len(MIX)]](seed, None, scene, random.Random(f"mix:{seed}"))
+        out = _MAKERS[mix_task(seed)](seed, None, scene, random.Random(f"mix:{seed}"))
         s = out[seed // len(MIX) % 2] if isinstance(out, list) else out  # mme: its yes or its no question
         return s["prompt"], s["answer"]
     s = _pope(seed, None, scene, random.Random(f"pope:{seed}"))
@@ -163,7 +168,7 @@ def score(model, tok, test: tuple, rung: str, tokens: str) -> float:
             at = at if rung in WHOLE else at[:1]  # the whole answer, or its first token
             hits.append(bool(logits[b, at - 1].argmax(-1).eq(labels[b, at]).all()))
     if rung == "mix":
-        per = {t: [h for i, h in zip(rows, hits) if MIX[(HELD_OUT + i) % len(MIX)] == t] for t in MIX}
+        per = {t: [h for i, h in zip(rows, hits) if mix_task(HELD_OUT + i) == t] for t in MIX}  # as lm_batch seeds
         print("  " + " ".join(f"{t} {100 * sum(v) / len(v):.0f}%" for t, v in per.items() if v), flush=True)
     return sum(hits) / len(hits)
 
