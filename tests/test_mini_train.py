@@ -145,14 +145,15 @@ def test_dialogue_batch_project_maps_the_image_slots(model_and_tok) -> None:
     torch.testing.assert_close(emb[0, at : at + 2], tokens[0, [3, 40]])  # taken as they are, no projector
 
 
-def test_make_dialogues_asks_every_question_once_in_chunks_of_at_most_turns() -> None:
+@pytest.mark.parametrize("turns", [12, 3, 1])
+def test_make_dialogues_asks_every_question_once_in_chunks_of_at_most_turns(turns: int) -> None:
     import random
 
     from flowcut.tasks.suite.scene import make_scene
 
     seeds = list(range(30))
     scenes = [make_scene(s) for s in seeds]
-    cfg = dataclasses.replace(CFG, basic_questions=False)
+    cfg = dataclasses.replace(CFG, basic_questions=False, turns=turns)
     dialogues = train.make_dialogues(seeds, scenes, cfg, random.Random(0))
     for i, s in enumerate(seeds):
         asked = sorted(t for j, turns in dialogues if j == i for t in turns)
@@ -228,7 +229,7 @@ def test_config_overrides_parse_by_field_type() -> None:
 
 @pytest.mark.parametrize(("pair", "names"), [
     ("bogus=1", "bogus"), ("lm_lr", "lm_lr"), ("lm_batch=2.5", "lm_batch"),
-    ("basic_questions=maybe", "basic_questions"), ("lm_lr=none", "lm_lr"),
+    ("basic_questions=maybe", "basic_questions"), ("lm_lr=none", "lm_lr"), ("turns=0", "turns"),
 ])  # fmt: skip
 def test_config_overrides_reject_bad_pairs_naming_the_field(pair, names) -> None:
     with pytest.raises(ValueError, match=names):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+_AT_LEAST_ONE = ("vit_layers", "vit_heads", "lm_layers", "lm_heads", "clip_batch", "clip_group", "lm_batch", "turns")
+
 
 @dataclass(frozen=True)
 class MiniConfig:
@@ -92,4 +94,6 @@ class MiniConfig:
                     changes[name] = float(raw)
             except ValueError:
                 raise ValueError(f"--set {name}: {raw!r} is not a valid {kind}") from None
+            if name in _AT_LEAST_ONE and changes[name] < 1:
+                raise ValueError(f"--set {name}: must be at least 1, got {raw!r}")
         return replace(self, **changes)

@@ -367,8 +367,9 @@ def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random
         rng.shuffle(pairs)
         while pairs:
             # mostly long dialogues (the 576 image tokens are paid once per sequence), some
-            # short ones so that single-question prompts, as at evaluation, stay in distribution
-            n = rng.randint(1, 3) if rng.random() < 0.3 else rng.randint(6, cfg.turns)
+            # short ones so that single-question prompts, as at evaluation, stay in distribution;
+            # turns < 6 makes them all short (more optimizer steps a minute: README, "mix rung")
+            n = rng.randint(1, min(3, cfg.turns)) if rng.random() < 0.3 else rng.randint(min(6, cfg.turns), cfg.turns)
             dialogues.append((i, pairs[:n]))
             pairs = pairs[n:]
     return dialogues
