@@ -175,7 +175,7 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     assert model.config.vision_config.image_size == 336
     assert model.config.vision_config.patch_size == 14
     stats = json.loads((tmp_path / "training.json").read_text())["stats"]
-    assert {"clip", "caption", "instruct", "total_minutes"} <= set(stats)
+    assert {"clip", "caption", "instruct", "total_minutes"} <= set(stats) and stats["device"] == "cpu"
 
     # a second run that takes stage (a) from the first keeps its ViT (all but the layers the
     # instruction stage tunes) and its stage-(a) record
@@ -219,6 +219,21 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
         train.load_lm(other_model, other_tok, tmp_path)
     with pytest.raises(typer.BadParameter, match="--lm-from .*no checkpoint"):
         train.main(out=tmp_path / "x", device="cpu", scale=0.002, lm_from=tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("tpu", "expected cpu, cuda or cuda:N"), ("gpu0", "expected cpu, cuda or cuda:N"), ("meta", "expected cpu"),
+])  # fmt: skip
+def test_train_device_refuses_unknown_names(name, says) -> None:
+    with pytest.raises(typer.BadParameter, match=f"--device '{name}': {says}"):
+        train.train_device(name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_training_on_cuda_without_a_gpu_is_refused_before_any_work(tmp_path) -> None:
+    with pytest.raises(typer.BadParameter, match="no CUDA device"):
+        train.main(out=tmp_path / "x", device="cuda", scale=0.002)
+    assert not (tmp_path / "x").exists()
 
 
 def test_config_overrides_parse_by_field_type() -> None:

@@ -51,7 +51,7 @@ class ClipPair(nn.Module):
         img = F.normalize(self.v_proj(self.vision(pixel_values=pixels).pooler_output), dim=-1)
         txt = F.normalize(self.t_proj(self.text(ids, mask)), dim=-1)
         logits = self.logit_scale.exp().clamp(max=100) * img @ txt.t()
-        target = torch.arange(len(img))
+        target = torch.arange(len(img), device=img.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
 
@@ -84,14 +84,15 @@ def cosine_lr(step: int, warmup: int, frac: float, peak: float) -> float:
 
 
 def train_clip(pair: ClipPair, batches, budget: Budget, lr: float, log) -> dict:
-    """Train for ``budget``; ``batches`` yields (pixels, ids, mask). Returns stats."""
+    """Train for ``budget`` on the device ``pair`` is on; ``batches`` yields (pixels, ids, mask). Returns stats."""
     opt = torch.optim.AdamW(pair.parameters(), lr=lr, weight_decay=0.05)
     start, step, losses = time.time(), 0, []
+    device = next(pair.parameters()).device
     pair.train()
     for pixels, ids, mask in batches:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, 50, budget.frac(step, start), lr)
-        loss = pair.loss(pixels, ids, mask)
+        loss = pair.loss(pixels.to(device), ids.to(device), mask.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(pair.parameters(), 1.0)

@@ -211,7 +211,7 @@ def cache_features(model, proc, seeds: list[int], batch: int = 32, first: int | 
     feats, scenes = [], []
     for i in tqdm(range(0, len(seeds), batch), desc="cache ViT features"):
         rendered = [render(s) for s in seeds[i : i + batch]]
-        pix = proc([im for im, _ in rendered], return_tensors="pt")["pixel_values"]
+        pix = proc([im for im, _ in rendered], return_tensors="pt")["pixel_values"].to(tower.device)
         hs = tower(pixel_values=pix, output_hidden_states=True).hidden_states[at]
         feats.append((hs[:, 1:] if first is None else hs).half())
         scenes += [sc for _, sc in rendered]
@@ -288,25 +288,26 @@ def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.G
     """
     project = model.model.multi_modal_projector if project is None else project
     image_id, embed = model.config.image_token_id, model.get_input_embeddings()
-    n_patch = feats.shape[1]
+    n_patch, device = feats.shape[1], embed.weight.device
     rows = []
     for j, turns in chunk:
         ids, lab = encode_dialogue(tok, turns, 1, image_id)
         at = ids.index(image_id)
+        # drawn on the CPU generator whatever the device, so a seed picks the same patches anywhere
         keep = (masks[j] | (torch.rand(n_patch, generator=gen) < keep_bg)).nonzero().squeeze(1)
-        vis = project(feats[j, keep].float())
-        text = embed(torch.tensor(ids))
+        vis = project(feats[j, keep.to(feats.device)].float().to(device))
+        text = embed(torch.tensor(ids, device=device))
         after = len(ids) - at - 1
         pos = torch.cat([torch.arange(at), at + keep, torch.arange(at + n_patch, at + n_patch + after)])
         rows.append((torch.cat([text[:at], vis, text[at + 1 :]]), pos, lab[:at] + [-100] * len(keep) + lab[at + 1 :]))
     width = max(len(r[1]) for r in rows)
-    emb = torch.zeros(len(rows), width, rows[0][0].shape[-1])
+    emb = torch.zeros(len(rows), width, rows[0][0].shape[-1], device=device)
     pos = torch.zeros(len(rows), width, dtype=torch.long)
     lab = torch.full((len(rows), width), -100)
     att = torch.zeros(len(rows), width, dtype=torch.long)
     for i, (e, p, lb) in enumerate(rows):
         emb[i, : len(p)], pos[i, : len(p)], lab[i, : len(p)], att[i, : len(p)] = e, p, torch.tensor(lb), 1
-    return emb, pos, lab, att
+    return emb, pos.to(device), lab.to(device), att.to(device)
 
 
 def lm_stage(model, tok, feats, masks, dialogues, budget: Budget, cfg: MiniConfig, name: str, log,
@@ -375,9 +376,22 @@ def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random
     return dialogues
 
 
+def train_device(name: str) -> torch.device:
+    """The ``--device`` to train on; a clear error for a name torch does not know or a GPU that is not there."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise typer.BadParameter(f"--device {name!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"--device {name!r}: expected cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter(f"--device {name!r}: this machine has no CUDA device (torch.cuda.is_available() is False)")
+    return dev
+
+
 def main(
     out: Path = typer.Option(Path("flowcut/mini/checkpoint"), help="where the checkpoint goes"),
-    device: str = typer.Option("cpu", help="cpu or cuda"),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (benchmarks/gpu_train.sh: a GPU run in one call)"),
     scale: float = typer.Option(1.0, help="multiply every stage's minutes or steps (0.02 for a smoke run)"),
     vision_from: Annotated[Path | None, typer.Option(
         help="skip stage (a): take the ViT of this checkpoint (trained by this script) and its stage-(a) record"
@@ -397,6 +411,7 @@ def main(
     for flag, path in (("--vision-from", vision_from), ("--lm-from", lm_from)):
         if path is not None and not (path / "config.json").is_file():
             raise typer.BadParameter(f"{flag} {path}: no checkpoint there (no config.json)")
+    dev = train_device(device)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -420,8 +435,10 @@ def main(
     log(f"tokenizer: {len(tok)} tokens ({time.time() - t0:.0f}s)")
     proc = image_processor(cfg)
     vision = build_vision(cfg)
-    pair = ClipPair(vision, len(tok), width=128)
-    stats: dict = {"device": device, "host": platform.node(), "cpu_threads": torch.get_num_threads()}
+    pair = ClipPair(vision, len(tok), width=128).to(dev)
+    stats: dict = {"device": str(dev), "host": platform.node(), "cpu_threads": torch.get_num_threads()}
+    if dev.type == "cuda":
+        stats["gpu"] = torch.cuda.get_device_name(dev)
 
     if vision_from is None:
         stats["clip"] = train_clip(pair, clip_batches(cfg, proc, tok), budget("clip"), cfg.clip_lr, log)
@@ -442,6 +459,7 @@ def main(
         except FlowcutError as err:
             raise typer.BadParameter(str(err)) from None
         log(f"projector and LM from {lm_from}")
+    model.to(dev)
     seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
     t1 = time.time()
     feats, scenes = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
@@ -454,7 +472,7 @@ def main(
     stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct",
                                  log, tune_vit=True)
     stats["total_minutes"] = (time.time() - t0) / 60
-    model.save_pretrained(out, safe_serialization=True)
+    model.to("cpu").save_pretrained(out, safe_serialization=True)
     processor = LlavaProcessor(image_processor=proc, tokenizer=tok, patch_size=cfg.patch_size,
                                vision_feature_select_strategy="default", num_additional_image_tokens=1)
     processor.save_pretrained(out)
