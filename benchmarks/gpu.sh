@@ -15,17 +15,9 @@
 # still leaves the others' tables. Paste the tables into BENCHMARKS.md beside the CPU ones.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-bench}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-cd "$(dirname "$0")"
-PY=${PYTHON:-python3}
-DEVICE=${DEVICE:-cuda}
 EXTRA=${EXTRA:-}
-if ls ../.whl/*.whl >/dev/null 2>&1; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ../.whl/*.whl \
-        && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$(cd .. && pwd)"
+cd "$(dirname "$0")"
+source ./_device_env.sh
 $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__,
       torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" 2>&1 | tee "$OUT/env.txt"
 # item 1: every method at 64/128/192 and 160/320/640, full depth, fp16 (--dtype auto on cuda)

@@ -14,15 +14,8 @@
 # Smoke test without a GPU: DEVICE=cpu bash benchmarks/gpu_train.sh --scale 0.002
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-train}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if ls .whl/*.whl >/dev/null 2>&1; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$(pwd)"
-timeout "${LIMIT_S:-500}" $PY -m flowcut.mini.train --device "${DEVICE:-cuda}" --out "$OUT/ckpt" \
+source benchmarks/_device_env.sh
+timeout "${LIMIT_S:-500}" $PY -m flowcut.mini.train --device "$DEVICE" --out "$OUT/ckpt" \
     --vision-from flowcut/mini/checkpoint \
     --set caption_minutes="${CAPTION_MIN:-1}" --set instruct_minutes="${INSTRUCT_MIN:-6}" "$@" 2>&1 | tee "$OUT/train.txt"
