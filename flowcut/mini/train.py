@@ -369,7 +369,8 @@ def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random
         while pairs:
             # mostly long dialogues (the 576 image tokens are paid once per sequence), some
             # short ones so that single-question prompts, as at evaluation, stay in distribution;
-            # turns < 6 makes them all short (more optimizer steps a minute: README, "mix rung")
+            # turns < 6 makes them all short: more steps a minute, but a worse model in the one full
+            # run of it (README, "That next step")
             n = rng.randint(1, min(3, cfg.turns)) if rng.random() < 0.3 else rng.randint(min(6, cfg.turns), cfg.turns)
             dialogues.append((i, pairs[:n]))
             pairs = pairs[n:]
@@ -381,8 +382,8 @@ def train_device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise typer.BadParameter(f"--device {name!r}: expected cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda"):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
         raise typer.BadParameter(f"--device {name!r}: expected cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise typer.BadParameter(f"--device {name!r}: this machine has no CUDA device (torch.cuda.is_available() is False)")
