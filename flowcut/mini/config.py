@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-_AT_LEAST_ONE = ("vit_layers", "vit_heads", "lm_layers", "lm_heads", "clip_batch", "clip_group", "lm_batch", "turns")
+_AT_LEAST_ONE = ("vit_layers", "vit_heads", "lm_layers", "lm_heads", "clip_batch", "clip_group", "lm_batch", "turns", "text_batch", "text_scenes")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,13 @@ class MiniConfig:
     # vit_lr (LLaVA's "low learning rate" option); None keeps the whole ViT frozen after (a)
     vit_tune_from: int | None = None
     vit_lr: float = 2e-4
+    # text stage (flowcut.mini.text_stage): the LM alone on the suite's questions over scenes
+    # told in words, before any image, as real LLaVAs start from a text-trained LM; 0 = none
+    text_minutes: float = 0.0
+    text_steps: int | None = None
+    text_batch: int = 16
+    text_scenes: int = 20000
+    caption_lm: bool = True  # False: the caption stage trains the projector alone (LLaVA's stage 1)
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
     caption_minutes: float = 5.0
     instruct_minutes: float = 42.0

@@ -39,12 +39,12 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 from ..errors import FlowcutError
 from ..tasks.suite import tasks as suite_tasks
 from ..tasks.suite.scene import COLOURS, EDITS, SHAPES, caption, edit, make_scene, object_mask, render
-from .clip import Budget, ClipPair, cosine_lr, train_clip
+from .clip import Budget, ClipPair, train_clip
 from .config import MiniConfig
+from .loop import fit
+from .prompts import CAPTION_Q, TEMPLATE, encode_dialogue
+from .text_stage import text_stage
 from .tokenizer import train_tokenizer
-
-TEMPLATE = "USER: <image>\n{q} ASSISTANT:"
-CAPTION_Q = "Describe the image briefly."
 
 
 def image_processor(cfg: MiniConfig) -> CLIPImageProcessorPil:
@@ -228,21 +228,6 @@ def top_features(model, cached: torch.Tensor, first: int | None) -> torch.Tensor
     return h[:, 1:]
 
 
-def encode_dialogue(tok, turns: list[tuple[str, str]], n_img: int, image_id: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels of a multi-turn LLaVA-v1 dialogue; loss only on answers + </s>."""
-    ids, labels = [tok.bos_token_id], [-100]
-    for k, (q, a) in enumerate(turns):
-        prompt = TEMPLATE.format(q=q) if k == 0 else f"USER: {q} ASSISTANT:"
-        p = tok(prompt, add_special_tokens=False).input_ids
-        if k == 0:
-            at = p.index(image_id)
-            p = p[:at] + [image_id] * n_img + p[at + 1 :]
-        ans = tok(" " + a, add_special_tokens=False).input_ids + [tok.eos_token_id]
-        ids += p + ans
-        labels += [-100] * len(p) + ans
-    return ids, labels
-
-
 def keep_share(frac: float, start: float, full_at: float, hold: float = 0.0) -> float:
     """Share of background patches the LM sees at ``frac`` (0-1) of a stage; object patches always.
 
@@ -311,51 +296,35 @@ def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.G
 
 
 def lm_stage(model, tok, feats, masks, dialogues, budget: Budget, cfg: MiniConfig, name: str, log,
-             tune_vit: bool = False) -> dict:
+             tune_vit: bool = False, train_lm: bool = True) -> dict:
     """Train projector + LM on (image index, turns) dialogues for ``budget``.
 
     ``feats`` come from ``cache_features(first=cfg.vit_tune_from)``; with ``tune_vit`` the ViT
-    layers above the cache are trained too, at ``cfg.vit_lr``.
+    layers above the cache are trained too, at ``cfg.vit_lr``. Without ``train_lm`` only the
+    projector learns, as in LLaVA's stage 1.
     """
     top = vit_top(model, cfg.vit_tune_from)
-    for p in model.model.vision_tower.parameters():
-        p.requires_grad_(False)
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("model.vision_tower")],
-               "peak": cfg.lm_lr}]
+    for n, p in model.named_parameters():
+        p.requires_grad_(n.startswith("model.multi_modal_projector") or (train_lm and not n.startswith("model.vision")))
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "peak": cfg.lm_lr}]
     if tune_vit and len(top):
         for p in top.parameters():
             p.requires_grad_(True)
         groups.append({"params": list(top.parameters()), "peak": cfg.vit_lr})
-    params = [p for g in groups for p in g["params"]]
-    opt = torch.optim.AdamW(groups, lr=cfg.lm_lr, weight_decay=0.0)
-    model.train()
-    start, step, losses = time.time(), 0, []
-    rng = random.Random(f"{name}:0")
     gen = torch.Generator().manual_seed(cfg.seed)
-    while (frac := budget.frac(step, start)) < 1.0:
-        chunk = [dialogues[rng.randrange(len(dialogues))] for _ in range(cfg.lm_batch)]
+
+    def batch(chunk: list, frac: float) -> tuple:
         keep_bg = keep_share(frac, cfg.keep_start, cfg.keep_full_at, cfg.keep_hold)
         idx = sorted({j for j, _ in chunk})
         with torch.set_grad_enabled(tune_vit):
             local = top_features(model, feats[idx], cfg.vit_tune_from)
         chunk = [(idx.index(j), turns) for j, turns in chunk]
-        emb, pos, lab, att = dialogue_batch(model, tok, local, masks[idx], chunk, keep_bg, gen)
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, 50, frac, g["peak"])
-        loss = model(inputs_embeds=emb, position_ids=pos, attention_mask=att, labels=lab).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(loss.item())
-        step += 1
-        if step % 25 == 0:
-            log(f"{name} step {step} background {keep_bg:.2f} loss {sum(losses[-25:]) / 25:.3f} "
-                f"({time.time() - start:.0f}s)")
-    for p in model.model.vision_tower.parameters():
-        p.requires_grad_(False)
-    model.eval()
-    return {"steps": step, "final_loss": sum(losses[-25:]) / max(1, len(losses[-25:])), "seconds": time.time() - start}
+        return *dialogue_batch(model, tok, local, masks[idx], chunk, keep_bg, gen), f"background {keep_bg:.2f}"
+
+    stats = fit(model, groups, dialogues, batch, budget, cfg.lm_batch, name, log)
+    for n, p in model.named_parameters():
+        p.requires_grad_(not n.startswith("model.vision"))
+    return stats
 
 
 def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random) -> list[tuple[int, list]]:
@@ -461,14 +430,21 @@ def main(
             raise typer.BadParameter(str(err)) from None
         log(f"projector and LM from {lm_from}")
     model.to(dev)
+    rng = random.Random(2)
+    if cfg.text_minutes or cfg.text_steps:
+        # seeds 200,000+: train range, apart from stage (a)'s (100,000+) and the image stages' (0+)
+        told = [make_scene(200_000 + i) for i in range(max(8, int(cfg.text_scenes * max(scale, 0.01))))]
+        rows = make_dialogues(list(range(200_000, 200_000 + len(told))), told, cfg, rng)
+        rows += [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
+        stats["text"] = text_stage(model, tok, told, rows, budget("text"), cfg, log)
     seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
     t1 = time.time()
     feats, scenes = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
     stats["cache_seconds"] = time.time() - t1
-    rng = random.Random(2)
     captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
     masks = torch.from_numpy(np.stack([object_mask(sc).reshape(-1) for sc in scenes]))
-    stats["caption"] = lm_stage(model, tok, feats, masks, captions, budget("caption"), cfg, "caption", log)
+    stats["caption"] = lm_stage(model, tok, feats, masks, captions, budget("caption"), cfg, "caption", log,
+                                train_lm=cfg.caption_lm)
     dialogues = make_dialogues(seeds, scenes, cfg, rng)
     stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct",
                                  log, tune_vit=True)

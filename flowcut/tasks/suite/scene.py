@@ -303,16 +303,18 @@ def edit(scene: Scene, kind: str, rng: random.Random) -> Scene | None:
     return Scene(scene.seed, objs, text, text_box)
 
 
-def caption(scene: Scene, rng: random.Random) -> str:
+def caption(scene: Scene, rng: random.Random, raster: bool = False) -> str:
     """A short English description of every object (size, colour, shape, position) and the text.
 
     Args:
         rng: picks the order and phrasing, so captions vary while the facts stay exact.
+        raster: objects row by row instead, the order in which their patches reach an LM.
 
     Example: ``"a large red circle at top left. the word cat is written at middle right."``
     """
     parts = []
-    for obj in rng.sample(scene.objects, len(scene.objects)):
+    order = sorted(scene.objects, key=lambda o: (o.row, o.col)) if raster else rng.sample(scene.objects, len(scene.objects))
+    for obj in order:
         template = rng.choice(("a {n} at {w}.", "there is a {n} at the {w}.", "a {n} in the {w}."))
         parts.append(template.format(n=obj.name, w=obj.where))
     if scene.text is not None:

@@ -1,0 +1,55 @@
+"""The LM's text stage: the suite's questions over scenes told in words, before any image.
+
+Real LLaVAs start from an LM pretrained on text (Vicuna), which can already answer a question
+from what its context says; the multimodal stages then only teach the projector to say it
+in image tokens. Our LM starts from random weights, and the grounding notes (README) found
+that learning to compare a question with a set of objects is its slow part, even when the
+objects are handed to it as word embeddings. Here it learns that on short sequences: the
+scene's caption, objects row by row as their patches reach the LM, stands where the 576
+image tokens will, so a step costs a fraction of an image step.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from ..tasks.suite.scene import caption
+from .clip import Budget
+from .config import MiniConfig
+from .loop import fit
+from .prompts import encode_dialogue
+
+
+def text_batch(model, tok, scenes, chunk: list, rng: random.Random) -> tuple:
+    """(embeddings, positions, labels, mask) of (scene index, turns) rows, each scene's raster caption as its image."""
+    image_id, rows = model.config.image_token_id, []
+    for i, turns in chunk:
+        ids, lab = encode_dialogue(tok, turns, 1, image_id)
+        at, words = ids.index(image_id), tok(" " + caption(scenes[i], rng, raster=True), add_special_tokens=False).input_ids
+        rows.append((ids[:at] + words + ids[at + 1 :], lab[:at] + [-100] * len(words) + lab[at + 1 :]))
+    width, device = max(len(ids) for ids, _ in rows), model.lm_head.weight.device
+    ids = torch.full((len(rows), width), tok.pad_token_id)
+    lab = torch.full((len(rows), width), -100)
+    att = torch.zeros(len(rows), width, dtype=torch.long)
+    for k, (i, lb) in enumerate(rows):
+        ids[k, : len(i)], lab[k, : len(i)], att[k, : len(i)] = torch.tensor(i), torch.tensor(lb), 1
+    pos = torch.arange(width).expand(len(rows), -1)
+    return model.get_input_embeddings()(ids.to(device)), pos.to(device), lab.to(device), att.to(device)
+
+
+def text_stage(model, tok, scenes, dialogues, budget: Budget, cfg: MiniConfig, log) -> dict:
+    """Train the LM (not the projector, which has nothing to map yet) on text ``dialogues`` over ``scenes``."""
+    for n, p in model.named_parameters():
+        p.requires_grad_(n.startswith(("model.language_model", "lm_head")))
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "peak": cfg.lm_lr}]
+    rng = random.Random("text:captions")
+
+    def batch(chunk: list, frac: float) -> tuple:
+        return *text_batch(model, tok, scenes, chunk, rng), "text"
+
+    stats = fit(model, groups, dialogues, batch, budget, cfg.text_batch, "text", log)
+    for n, p in model.named_parameters():
+        p.requires_grad_(not n.startswith("model.vision"))
+    return stats
