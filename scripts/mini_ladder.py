@@ -1,7 +1,7 @@
 """Which grounding questions a fresh mini LM learns, and how fast: the diagnostic behind the README's mini notes.
 
     PYTHONPATH=. .venv/bin/python scripts/mini_ladder.py RUNG SECONDS [--tokens full|object] [--threads 1]
-        [--symbolic SECONDS] [--lr 1e-3] [--set name=value ...] [--curve STEPS] [--turns 1]
+        [--text SECONDS] [--symbolic SECONDS] [--lr 1e-3] [--set name=value ...] [--curve STEPS] [--turns 1]
 
 Takes the ViT of a mini checkpoint, caches its features for 1,500 train scenes and 300
 held-out ones (seeds 50,000+; cached in /tmp per checkpoint), then trains a fresh projector + LM built by
@@ -24,7 +24,8 @@ Rungs, easiest first:
 grid positions kept); ``full`` feeds all 576, as at evaluation. ``--symbolic S`` first trains
 the LM for S seconds on symbolic scenes (one token per object, the sum of its words'
 embeddings, at its centre patch): how fast the LM learns a rung when perception is perfect.
-``--set`` overrides a ``MiniConfig`` field of the fresh LM (e.g. ``lm_rope_theta=1000000``),
+``--text S`` first runs the training script's text stage for S seconds (the questions over
+scenes told in words; no caption rows). ``--set`` overrides a ``MiniConfig`` field of the fresh LM (e.g. ``lm_rope_theta=1000000``),
 ``--curve N`` prints held-out accuracy every N steps, ``--turns N`` trains on N questions per
 sequence (multi-turn, as the training script does; held-out scoring still asks one).
 """
@@ -41,7 +42,9 @@ import torch
 from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
 from flowcut.mini import train as T
+from flowcut.mini.clip import Budget
 from flowcut.mini.config import MiniConfig
+from flowcut.mini.text_stage import text_stage
 from flowcut.tasks.suite.scene import COLOURS, PATCH, SHAPES, SIZE, Scene, make_scene, object_mask
 from flowcut.tasks.suite.tasks import _MAKERS, _pope
 
@@ -176,7 +179,14 @@ def score(model, tok, test: tuple, rung: str, tokens: str) -> float:
 def run_lm(data: dict, args: argparse.Namespace) -> tuple[int, float]:
     tok = AutoTokenizer.from_pretrained(args.checkpoint)
     tower = LlavaForConditionalGeneration.from_pretrained(args.checkpoint).model.vision_tower
-    model = T.build_llava(MiniConfig().with_overrides(args.set or []), tok, tower)
+    cfg = MiniConfig().with_overrides(args.set or [])
+    model = T.build_llava(cfg, tok, tower)
+    if args.text:
+        # the training script's text stage first: the suite's questions over scenes told in words
+        told = [make_scene(200_000 + i) for i in range(cfg.text_scenes)]
+        rows = T.make_dialogues(list(range(200_000, 200_000 + len(told))), told, cfg, random.Random(2))
+        stats = text_stage(model, tok, told, rows, Budget(args.text / 60), cfg, lambda _: None)
+        print(f"text stage: {stats['steps']} steps of {cfg.text_batch}, loss {stats['final_loss']:.3f}", flush=True)
     if args.symbolic:
         # scenes as words first (seeds 200,000+: facts only, no pixels), then the same LM on the ViT's features
         train, test = (None, [make_scene(200_000 + i) for i in range(20_000)]), (None, data["test"][1])
@@ -240,6 +250,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--symbolic", type=float, default=0.0,
                     help="first train the LM this many seconds on symbolic scenes (scene_tokens)")
+    ap.add_argument("--text", type=float, default=0.0,
+                    help="first train the LM this many seconds with the text stage (flowcut.mini.text_stage)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--turns", type=int, default=1, help="questions per training sequence (scoring asks one)")
     ap.add_argument("--curve", type=int, default=0, help="print held-out accuracy every this many steps")

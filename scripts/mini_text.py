@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("minutes", type=float)
     ap.add_argument("--set", action="append", help="override a MiniConfig field, name=value")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--captions", action="store_true",
+                    help="add a caption-copy row per scene (long answers, which outweigh the questions' in the loss)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -67,7 +69,8 @@ def main() -> None:
     told = [make_scene(200_000 + i) for i in range(cfg.text_scenes)]
     rng = random.Random(2)
     rows = T.make_dialogues(list(range(200_000, 200_000 + len(told))), told, cfg, rng)
-    rows += [(i, [(T.CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
+    if args.captions:
+        rows += [(i, [(T.CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
     stats = text_stage(model, tok, told, rows, Budget(args.minutes), cfg, print)
     acc = held_out(model, tok)
     print(f"{stats['steps']} steps of {cfg.text_batch}, final loss {stats['final_loss']:.3f}; held-out "
