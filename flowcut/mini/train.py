@@ -1,7 +1,9 @@
 """Train the mini LLaVA from a seed, on the suite's train split only, in three stages.
 
 (a) CLIP-style contrastive pre-training of the ViT on captions ([CLS] = pooled embedding);
-(b1) LLaVA stage 1: projector + LM on captions, the ViT frozen;
+(t) optional, off by default: the LM alone on the suite's questions over scenes told in
+    words (``text_stage``), as real LLaVAs start from a text-trained LM;
+(b1) LLaVA stage 1: projector + LM on captions (the projector alone with ``caption_lm`` off), the ViT frozen;
 (b2) LLaVA stage 2: projector + LM on the six task formats (multi-turn sequences, one
      question per task, as LLaVA's instruction data packs several turns per image).
 The ViT stays frozen after (a), so its features are computed once and cached.
