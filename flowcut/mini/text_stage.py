@@ -33,8 +33,8 @@ def text_batch(model, tok, scenes, chunk: list, rng: random.Random) -> tuple:
     ids = torch.full((len(rows), width), tok.pad_token_id)
     lab = torch.full((len(rows), width), -100)
     att = torch.zeros(len(rows), width, dtype=torch.long)
-    for k, (i, lb) in enumerate(rows):
-        ids[k, : len(i)], lab[k, : len(i)], att[k, : len(i)] = torch.tensor(i), torch.tensor(lb), 1
+    for k, (seq, lb) in enumerate(rows):
+        ids[k, : len(seq)], lab[k, : len(seq)], att[k, : len(seq)] = torch.tensor(seq), torch.tensor(lb), 1
     pos = torch.arange(width).expand(len(rows), -1)
     return model.get_input_embeddings()(ids.to(device)), pos.to(device), lab.to(device), att.to(device)
 
