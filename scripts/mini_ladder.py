@@ -183,8 +183,7 @@ def run_lm(data: dict, args: argparse.Namespace) -> tuple[int, float]:
     model = T.build_llava(cfg, tok, tower)
     if args.text:
         # the training script's text stage first: the suite's questions over scenes told in words
-        told = [make_scene(200_000 + i) for i in range(cfg.text_scenes)]
-        rows = T.make_dialogues(list(range(200_000, 200_000 + len(told))), told, cfg, random.Random(2))
+        told, rows = T.text_rows(cfg, cfg.text_scenes, random.Random(2))
         stats = text_stage(model, tok, told, rows, Budget(args.text / 60), cfg, lambda _: None)
         print(f"text stage: {stats['steps']} steps of {cfg.text_batch}, loss {stats['final_loss']:.3f}", flush=True)
     if args.symbolic:

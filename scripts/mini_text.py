@@ -66,9 +66,8 @@ def main() -> None:
     cfg = MiniConfig().with_overrides(args.set or [])
     tok = train_tokenizer(T.corpus(2000), cfg.vocab_size)
     model = T.build_llava(cfg, tok, T.build_vision(cfg))  # the ViT is never run here
-    told = [make_scene(200_000 + i) for i in range(cfg.text_scenes)]
     rng = random.Random(2)
-    rows = T.make_dialogues(list(range(200_000, 200_000 + len(told))), told, cfg, rng)
+    told, rows = T.text_rows(cfg, cfg.text_scenes, rng)
     if args.captions:
         rows += [(i, [(T.CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
     stats = text_stage(model, tok, told, rows, Budget(args.minutes), cfg, print)

@@ -9,6 +9,27 @@ import torch
 
 from .clip import Budget, cosine_lr
 
+LM_PARTS = ("model.multi_modal_projector", "model.language_model", "lm_head")  # all but the ViT
+
+
+def train_only(model, *prefixes: str) -> list:
+    """Make the parameters under ``prefixes`` trainable and every other one frozen; returns the trainable ones."""
+    for n, p in model.named_parameters():
+        p.requires_grad_(n.startswith(prefixes))
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def pad_rows(rows: list[tuple], device) -> tuple:
+    """[B, T, D] embeddings, positions, labels and attention mask from (embeddings, positions, labels) rows."""
+    width = max(len(r[1]) for r in rows)
+    emb = torch.zeros(len(rows), width, rows[0][0].shape[-1], device=device)
+    pos = torch.zeros(len(rows), width, dtype=torch.long)
+    lab = torch.full((len(rows), width), -100)
+    att = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, (e, p, lb) in enumerate(rows):
+        emb[i, : len(p)], pos[i, : len(p)], lab[i, : len(p)], att[i, : len(p)] = e, p, torch.tensor(lb), 1
+    return emb, pos.to(device), lab.to(device), att.to(device)
+
 
 def fit(model, groups: list[dict], rows: list, batch, budget: Budget, size: int, name: str, log) -> dict:
     """The LM stages' loop: AdamW over ``groups`` (each with its ``peak`` rate, warm-up then cosine)

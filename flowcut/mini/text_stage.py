@@ -18,38 +18,30 @@ import torch
 from ..tasks.suite.scene import caption
 from .clip import Budget
 from .config import MiniConfig
-from .loop import fit
+from .loop import LM_PARTS, fit, pad_rows, train_only
 from .prompts import encode_dialogue
 
 
 def text_batch(model, tok, scenes, chunk: list, rng: random.Random) -> tuple:
     """(embeddings, positions, labels, mask) of (scene index, turns) rows, each scene's raster caption as its image."""
-    image_id, rows = model.config.image_token_id, []
+    image_id, embed, rows = model.config.image_token_id, model.get_input_embeddings(), []
     for i, turns in chunk:
         ids, lab = encode_dialogue(tok, turns, 1, image_id)
         at, words = ids.index(image_id), tok(" " + caption(scenes[i], rng, raster=True), add_special_tokens=False).input_ids
-        rows.append((ids[:at] + words + ids[at + 1 :], lab[:at] + [-100] * len(words) + lab[at + 1 :]))
-    width, device = max(len(ids) for ids, _ in rows), model.lm_head.weight.device
-    ids = torch.full((len(rows), width), tok.pad_token_id)
-    lab = torch.full((len(rows), width), -100)
-    att = torch.zeros(len(rows), width, dtype=torch.long)
-    for k, (seq, lb) in enumerate(rows):
-        ids[k, : len(seq)], lab[k, : len(seq)], att[k, : len(seq)] = torch.tensor(seq), torch.tensor(lb), 1
-    pos = torch.arange(width).expand(len(rows), -1)
-    return model.get_input_embeddings()(ids.to(device)), pos.to(device), lab.to(device), att.to(device)
+        ids = ids[:at] + words + ids[at + 1 :]
+        rows.append((embed(torch.tensor(ids, device=embed.weight.device)), torch.arange(len(ids)),
+                     lab[:at] + [-100] * len(words) + lab[at + 1 :]))  # fmt: skip
+    return pad_rows(rows, embed.weight.device)
 
 
 def text_stage(model, tok, scenes, dialogues, budget: Budget, cfg: MiniConfig, log) -> dict:
     """Train the LM (not the projector, which has nothing to map yet) on text ``dialogues`` over ``scenes``."""
-    for n, p in model.named_parameters():
-        p.requires_grad_(n.startswith(("model.language_model", "lm_head")))
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "peak": cfg.lm_lr}]
+    groups = [{"params": train_only(model, *LM_PARTS[1:]), "peak": cfg.lm_lr}]
     rng = random.Random("text:captions")
 
     def batch(chunk: list, frac: float) -> tuple:
         return *text_batch(model, tok, scenes, chunk, rng), "text"
 
     stats = fit(model, groups, dialogues, batch, budget, cfg.text_batch, "text", log)
-    for n, p in model.named_parameters():
-        p.requires_grad_(not n.startswith("model.vision"))
+    train_only(model, *LM_PARTS)
     return stats

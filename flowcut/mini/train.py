@@ -43,7 +43,7 @@ from ..tasks.suite import tasks as suite_tasks
 from ..tasks.suite.scene import COLOURS, EDITS, SHAPES, caption, edit, make_scene, object_mask, render
 from .clip import Budget, ClipPair, train_clip
 from .config import MiniConfig
-from .loop import fit
+from .loop import LM_PARTS, fit, pad_rows, train_only
 from .prompts import CAPTION_Q, TEMPLATE, encode_dialogue
 from .text_stage import text_stage
 from .tokenizer import train_tokenizer
@@ -287,14 +287,7 @@ def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.G
         after = len(ids) - at - 1
         pos = torch.cat([torch.arange(at), at + keep, torch.arange(at + n_patch, at + n_patch + after)])
         rows.append((torch.cat([text[:at], vis, text[at + 1 :]]), pos, lab[:at] + [-100] * len(keep) + lab[at + 1 :]))
-    width = max(len(r[1]) for r in rows)
-    emb = torch.zeros(len(rows), width, rows[0][0].shape[-1], device=device)
-    pos = torch.zeros(len(rows), width, dtype=torch.long)
-    lab = torch.full((len(rows), width), -100)
-    att = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, (e, p, lb) in enumerate(rows):
-        emb[i, : len(p)], pos[i, : len(p)], lab[i, : len(p)], att[i, : len(p)] = e, p, torch.tensor(lb), 1
-    return emb, pos.to(device), lab.to(device), att.to(device)
+    return pad_rows(rows, device)
 
 
 def lm_stage(model, tok, feats, masks, dialogues, budget: Budget, cfg: MiniConfig, name: str, log,
@@ -306,9 +299,7 @@ def lm_stage(model, tok, feats, masks, dialogues, budget: Budget, cfg: MiniConfi
     projector learns, as in LLaVA's stage 1.
     """
     top = vit_top(model, cfg.vit_tune_from)
-    for n, p in model.named_parameters():
-        p.requires_grad_(n.startswith("model.multi_modal_projector") or (train_lm and not n.startswith("model.vision")))
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "peak": cfg.lm_lr}]
+    groups = [{"params": train_only(model, *(LM_PARTS if train_lm else LM_PARTS[:1])), "peak": cfg.lm_lr}]
     if tune_vit and len(top):
         for p in top.parameters():
             p.requires_grad_(True)
@@ -324,8 +315,7 @@ def lm_stage(model, tok, feats, masks, dialogues, budget: Budget, cfg: MiniConfi
         return *dialogue_batch(model, tok, local, masks[idx], chunk, keep_bg, gen), f"background {keep_bg:.2f}"
 
     stats = fit(model, groups, dialogues, batch, budget, cfg.lm_batch, name, log)
-    for n, p in model.named_parameters():
-        p.requires_grad_(not n.startswith("model.vision"))
+    train_only(model, *LM_PARTS)
     return stats
 
 
@@ -346,6 +336,17 @@ def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random
             dialogues.append((i, pairs[:n]))
             pairs = pairs[n:]
     return dialogues
+
+
+def text_rows(cfg: MiniConfig, n: int, rng: random.Random) -> tuple[list, list]:
+    """``n`` train scenes for the text stage and their (scene index, turns) dialogues, as ``make_dialogues`` makes.
+
+    Seeds 200,000+: the train range, apart from stage (a)'s (100,000+) and the image stages'
+    (0+). No caption-copy rows: their ~30-token answers outweigh one-word answers in the loss,
+    and the LM learned the questions slower with them (README, "the scene told in words").
+    """
+    told = [make_scene(200_000 + i) for i in range(n)]
+    return told, make_dialogues(list(range(200_000, 200_000 + n)), told, cfg, rng)
 
 
 def train_device(name: str) -> torch.device:
@@ -434,11 +435,7 @@ def main(
     model.to(dev)
     rng = random.Random(2)
     if cfg.text_minutes or cfg.text_steps:
-        # seeds 200,000+: train range, apart from stage (a)'s (100,000+) and the image stages' (0+)
-        told = [make_scene(200_000 + i) for i in range(max(8, int(cfg.text_scenes * max(scale, 0.01))))]
-        # no caption-copy rows: their ~30-token answers outweigh one-word answers in the loss, and
-        # the LM learned the questions slower with them (README, "the scene told in words")
-        rows = make_dialogues(list(range(200_000, 200_000 + len(told))), told, cfg, rng)
+        told, rows = text_rows(cfg, max(8, int(cfg.text_scenes * max(scale, 0.01))), rng)
         stats["text"] = text_stage(model, tok, told, rows, budget("text"), cfg, log)
     seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
     t1 = time.time()
