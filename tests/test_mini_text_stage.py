@@ -92,3 +92,16 @@ def test_text_settings_parse_and_counts_below_one_are_refused() -> None:
     assert (cfg.text_minutes, cfg.caption_lm, cfg.text_batch) == (10.0, False, 4)
     with pytest.raises(ValueError, match="text_scenes"):
         MiniConfig().with_overrides(["text_scenes=0"])
+
+
+def test_text_turns_shortens_the_text_dialogues_only() -> None:
+    cfg = MiniConfig().with_overrides(["text_turns=2"])
+    told, rows = train.text_rows(cfg, 20, random.Random(0))
+    assert len(told) == 20 and max(len(turns) for _, turns in rows) == 2
+    # the image stages' dialogues still follow ``turns``
+    seeds = list(range(20))
+    long = train.make_dialogues(seeds, [make_scene(s) for s in seeds], cfg, random.Random(0))
+    assert max(len(turns) for _, turns in long) > 2
+    assert MiniConfig().with_overrides(["text_turns=none"]).text_turns is None
+    with pytest.raises(ValueError, match="text_turns"):
+        MiniConfig().with_overrides(["text_turns=0"])

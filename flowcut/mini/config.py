@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-_AT_LEAST_ONE = ("vit_layers", "vit_heads", "lm_layers", "lm_heads", "clip_batch", "clip_group", "lm_batch", "turns", "text_batch", "text_scenes")
+_AT_LEAST_ONE = ("vit_layers", "vit_heads", "lm_layers", "lm_heads", "clip_batch", "clip_group", "lm_batch", "turns", "text_turns", "text_batch", "text_scenes")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,9 @@ class MiniConfig:
     text_minutes: float = 0.0
     text_steps: int | None = None
     text_batch: int = 16
+    # most questions in one text-stage sequence; None = ``turns``. Short ones suit the text stage
+    # (README, "the scene told in words"), long ones the image stages, which pay 576 tokens a sequence
+    text_turns: int | None = None
     text_scenes: int = 20000
     caption_lm: bool = True  # False: the caption stage trains the projector alone (LLaVA's stage 1)
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
@@ -101,6 +104,6 @@ class MiniConfig:
                     changes[name] = float(raw)
             except ValueError:
                 raise ValueError(f"--set {name}: {raw!r} is not a valid {kind}") from None
-            if name in _AT_LEAST_ONE and changes[name] < 1:
+            if name in _AT_LEAST_ONE and changes[name] is not None and changes[name] < 1:
                 raise ValueError(f"--set {name}: must be at least 1, got {raw!r}")
         return replace(self, **changes)

@@ -20,6 +20,7 @@ import json
 import platform
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -346,7 +347,8 @@ def text_rows(cfg: MiniConfig, n: int, rng: random.Random) -> tuple[list, list]:
     and the LM learned the questions slower with them (README, "the scene told in words").
     """
     told = [make_scene(200_000 + i) for i in range(n)]
-    return told, make_dialogues(list(range(200_000, 200_000 + n)), told, cfg, rng)
+    short = replace(cfg, turns=cfg.text_turns or cfg.turns)
+    return told, make_dialogues(list(range(200_000, 200_000 + n)), told, short, rng)
 
 
 def train_device(name: str) -> torch.device:
