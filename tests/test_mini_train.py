@@ -181,7 +181,8 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     # instruction stage tunes) and its stage-(a) record
     again = tmp_path / "again"
     train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path,
-               set_=["lm_lr=0.002", "text_steps=1000", "caption_steps=500", "instruct_steps=1500"])
+               set_=["lm_lr=0.002", "text_steps=1000", "caption_steps=500", "instruct_steps=1500", "caption_qa=true",
+                     "caption_lm=false"])
     first, second = model, LlavaForConditionalGeneration.from_pretrained(again)
     tuned = {f".layers.{k}." for k in range(CFG.vit_tune_from or 0, CFG.vit_layers - 1)} if CFG.vit_tune_from else set()
     kept = 0
@@ -197,6 +198,8 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     assert record["config"]["lm_lr"] == 0.002
     # step budgets scale like minutes: 1000, 500 and 1500 steps at scale 0.002 are 2, 1 and 3
     assert [record["stats"][s]["steps"] for s in ("text", "caption", "instruct")] == [2, 1, 3]
+    assert "caption stage on the" in (again / "train.log").read_text()
+    assert "caption stage on the" not in (tmp_path / "train.log").read_text()
 
     # a warm start: the ViT of the first run with fixed position codes in place of its learned
     # ones, its projector and LM as they were (no LM step here, so they must be equal)

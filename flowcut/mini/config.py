@@ -62,6 +62,10 @@ class MiniConfig:
     text_turns: int | None = None
     text_scenes: int = 20000
     caption_lm: bool = True  # False: the caption stage trains the projector alone (LLaVA's stage 1)
+    # the caption stage on the instruction dialogues instead of captions. With caption_lm false and a
+    # text stage, the projector alone learns image tokens the text-trained LM answers from: a text
+    # stage without caption rows leaves an LM that cannot write captions (caption loss stayed ~4.5)
+    caption_qa: bool = False
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
     caption_minutes: float = 5.0
     instruct_minutes: float = 42.0

@@ -3,7 +3,8 @@
 (a) CLIP-style contrastive pre-training of the ViT on captions ([CLS] = pooled embedding);
 (t) optional, off by default: the LM alone on the suite's questions over scenes told in
     words (``text_stage``), as real LLaVAs start from a text-trained LM;
-(b1) LLaVA stage 1: projector + LM on captions (the projector alone with ``caption_lm`` off), the ViT frozen;
+(b1) LLaVA stage 1: projector + LM on captions (the projector alone with ``caption_lm`` off; the
+     instruction dialogues in place of captions with ``caption_qa``), the ViT frozen;
 (b2) LLaVA stage 2: projector + LM on the six task formats (multi-turn sequences, one
      question per task, as LLaVA's instruction data packs several turns per image).
 The ViT stays frozen after (a), so its features are computed once and cached.
@@ -445,9 +446,12 @@ def main(
     stats["cache_seconds"] = time.time() - t1
     captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
     masks = torch.from_numpy(np.stack([object_mask(sc).reshape(-1) for sc in scenes]))
-    stats["caption"] = lm_stage(model, tok, feats, masks, captions, budget("caption"), cfg, "caption", log,
-                                train_lm=cfg.caption_lm)
-    dialogues = make_dialogues(seeds, scenes, cfg, rng)
+    dialogues = make_dialogues(seeds, scenes, cfg, rng) if cfg.caption_qa else None
+    if dialogues:
+        log(f"caption stage on the {len(dialogues)} instruction dialogues (caption_qa)")
+    stats["caption"] = lm_stage(model, tok, feats, masks, dialogues or captions, budget("caption"), cfg, "caption",
+                                log, train_lm=cfg.caption_lm)
+    dialogues = dialogues or make_dialogues(seeds, scenes, cfg, rng)
     stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct",
                                  log, tune_vit=True)
     stats["total_minutes"] = (time.time() - t0) / 60
