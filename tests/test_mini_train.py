@@ -88,6 +88,25 @@ def test_clip_batches_group_a_scene_with_its_edits(model_and_tok) -> None:
     assert all((plain[k] != plain[0]).any(0).float().mean() > 0.5 for k in range(1, 8))  # 8 distinct scenes
 
 
+def test_edit_group_with_text_edits_only_changes_the_word_alone() -> None:
+    import random
+
+    from flowcut.tasks.suite.scene import make_scene
+
+    cfg = CFG.with_overrides(["clip_group=4", "clip_edits=text"])
+    rng = random.Random(0)
+    with_text = next(s for s in range(100) if make_scene(s).text is not None)
+    without = next(s for s in range(100) if make_scene(s).text is None)
+    group = train.edit_group(make_scene(with_text), cfg, rng)
+    assert len(group) == 4 and len({sc.text for sc in group}) == 4  # four words, no repeat
+    assert all(sc.objects == group[0].objects for sc in group)  # nothing but the word changed
+    assert train.edit_group(make_scene(without), cfg, rng) == [make_scene(without)]  # no text: alone
+    mixed = train.edit_group(make_scene(with_text), CFG.with_overrides(["clip_group=6"]), rng)
+    assert len(mixed) >= 3 and len({repr(sc) for sc in mixed}) == len(mixed)
+    with pytest.raises(ValueError, match="clip_edits: unknown edit 'word'"):
+        CFG.with_overrides(["clip_edits=text,word"])
+
+
 def test_build_llava_scales_the_lm_init_but_keeps_the_vit(model_and_tok) -> None:
     model, _ = model_and_tok
     std = model.model.language_model.layers[0].self_attn.q_proj.weight.std().item()

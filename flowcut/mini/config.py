@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from ..tasks.suite.scene import EDITS
+
 _AT_LEAST_ONE = ("vit_layers", "vit_heads", "lm_layers", "lm_heads", "clip_batch", "clip_group", "lm_batch", "turns", "text_turns", "text_batch", "text_scenes")
 
 
@@ -44,6 +46,9 @@ class MiniConfig:
     # images per train scene in a stage-(a) batch: the scene and edits of it (train.clip_batches).
     # 4, with vit_pos_std 128**-0.5, was tried once (2026-11-30) and did not help: README, "hard negatives"
     clip_group: int = 1
+    # the edit kinds a group draws from (scene.EDITS, comma-separated); "text" alone makes every
+    # group of a text-bearing scene differ only in its word, a stage (a) that pays for reading
+    clip_edits: str = "shape,colour,size,move,swap,text"
     vit_pos_std: float | None = None  # ViT position-embedding init; None keeps transformers' 0.02
     # fixed (untrained) 2D sin-cos position codes at this std instead; with vit_tune_from 2 and
     # instruct_minutes 52 tried once (2026-12-01): the tower learns cells, the LM got worse (README)
@@ -102,12 +107,16 @@ class MiniConfig:
                     if raw.lower() not in ("true", "false", "1", "0"):
                         raise ValueError(raw)
                     changes[name] = raw.lower() in ("true", "1")
+                elif kind.startswith("str"):
+                    changes[name] = raw
                 elif kind.startswith("int"):
                     changes[name] = int(raw)
                 else:
                     changes[name] = float(raw)
             except ValueError:
                 raise ValueError(f"--set {name}: {raw!r} is not a valid {kind}") from None
+            if name == "clip_edits" and (bad := [k for k in raw.split(",") if k not in EDITS]):
+                raise ValueError(f"--set clip_edits: unknown edit {bad[0]!r}; known: {', '.join(EDITS)}")
             if name in _AT_LEAST_ONE and changes[name] is not None and changes[name] < 1:
                 raise ValueError(f"--set {name}: must be at least 1, got {raw!r}")
         return replace(self, **changes)

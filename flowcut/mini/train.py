@@ -42,7 +42,7 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 
 from ..errors import FlowcutError
 from ..tasks.suite import tasks as suite_tasks
-from ..tasks.suite.scene import COLOURS, EDITS, SHAPES, caption, edit, make_scene, object_mask, render
+from ..tasks.suite.scene import COLOURS, SHAPES, Scene, caption, edit, make_scene, object_mask, render
 from .clip import Budget, ClipPair, train_clip
 from .config import MiniConfig
 from .loop import LM_PARTS, fit, pad_rows, train_only
@@ -79,6 +79,23 @@ def corpus(n: int) -> list[str]:
     return lines
 
 
+def edit_group(base: Scene, cfg: MiniConfig, rng: random.Random) -> list[Scene]:
+    """``base`` and up to ``cfg.clip_group - 1`` distinct edits of it, of the kinds in ``cfg.clip_edits``.
+
+    Each kind once in a random order, as many rounds as a group needs. An edit that does not
+    apply (no text to change) or repeats a member (two draws of one word) is skipped, so a group
+    holds no two equal scenes: no false negatives. A group can come out short, down to ``base`` alone.
+    """
+    group = [base]
+    kinds = cfg.clip_edits.split(",")
+    for kind in rng.sample(kinds, len(kinds)) * (cfg.clip_group - 1):
+        if len(group) == cfg.clip_group:
+            break
+        if (new := edit(base, kind, rng)) is not None and new not in group:
+            group.append(new)
+    return group
+
+
 def clip_batches(cfg: MiniConfig, proc, tok, seed: int = 100_000):
     """Endless (pixels, ids, mask) batches for stage (a), in groups of ``cfg.clip_group`` images.
 
@@ -95,13 +112,7 @@ def clip_batches(cfg: MiniConfig, proc, tok, seed: int = 100_000):
     while True:
         images, texts = [], []
         while len(images) < cfg.clip_batch:
-            base = make_scene(seed)
-            group = [base]
-            for kind in rng.sample(EDITS, len(EDITS)) if cfg.clip_group > 1 else ():
-                if len(group) == cfg.clip_group:
-                    break
-                if (new := edit(base, kind, rng)) is not None:
-                    group.append(new)
+            group = edit_group(make_scene(seed), cfg, rng)
             images += [render(seed, sc)[0] for sc in group]
             texts += [caption(sc, rng) for sc in group]
             seed += 1
