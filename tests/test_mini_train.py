@@ -103,6 +103,9 @@ def test_edit_group_with_text_edits_only_changes_the_word_alone() -> None:
     assert train.edit_group(make_scene(without), cfg, rng) == [make_scene(without)]  # no text: alone
     mixed = train.edit_group(make_scene(with_text), CFG.with_overrides(["clip_group=6"]), rng)
     assert len(mixed) >= 3 and len({repr(sc) for sc in mixed}) == len(mixed)
+    state = rng.getstate()
+    assert train.edit_group(make_scene(with_text), CFG, rng) == [make_scene(with_text)]
+    assert rng.getstate() == state  # clip_group 1 draws nothing: the default run's stream is unchanged
     with pytest.raises(ValueError, match="clip_edits: unknown edit 'word'"):
         CFG.with_overrides(["clip_edits=text,word"])
 

@@ -87,6 +87,8 @@ def edit_group(base: Scene, cfg: MiniConfig, rng: random.Random) -> list[Scene]:
     holds no two equal scenes: no false negatives. A group can come out short, down to ``base`` alone.
     """
     group = [base]
+    if cfg.clip_group == 1:
+        return group  # no draw: the rng stream stays the one that made the shipped checkpoint
     kinds = cfg.clip_edits.split(",")
     for kind in rng.sample(kinds, len(kinds)) * (cfg.clip_group - 1):
         if len(group) == cfg.clip_group:
