@@ -459,13 +459,13 @@ def main(
     stats["cache_seconds"] = time.time() - t1
     captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
     masks = torch.from_numpy(np.stack([object_mask(sc).reshape(-1) for sc in scenes]))
-    if cfg.caption_qa:  # drawn before the caption stage, as that stage trains on them
-        dialogues = make_dialogues(seeds, scenes, cfg, rng)
+    # drawn before the caption stage, which may train on them; lm_stage draws nothing from rng,
+    # so the rows are those a draw after that stage would give
+    dialogues = make_dialogues(seeds, scenes, cfg, rng)
+    if cfg.caption_qa:
         log(f"caption stage on the {len(dialogues)} instruction dialogues (caption_qa)")
     stats["caption"] = lm_stage(model, tok, feats, masks, dialogues if cfg.caption_qa else captions,
                                 budget("caption"), cfg, "caption", log, train_lm=cfg.caption_lm)
-    if not cfg.caption_qa:
-        dialogues = make_dialogues(seeds, scenes, cfg, rng)
     stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct",
                                  log, tune_vit=True)
     stats["total_minutes"] = (time.time() - t0) / 60
