@@ -31,8 +31,8 @@ TEST = 10_000_000
 
 
 @torch.no_grad()
-def held_out(model, tok, n: int = 300) -> dict[str, float]:
-    """Accuracy per task on the first ``n`` test scenes told in words."""
+def held_out(model, tok, n: int = 300, kinds: dict | None = None) -> dict[str, float]:
+    """Accuracy per task on the first ``n`` test scenes told in words; per-kind hits go into ``kinds`` if given."""
     scenes, out = [make_scene(TEST + i) for i in range(n)], {}
     model.eval()
     for task, make in suite_tasks._MAKERS.items():
@@ -41,14 +41,17 @@ def held_out(model, tok, n: int = 300) -> dict[str, float]:
             if task != "textvqa" or sc.text is not None:
                 s = make(TEST + i, None, sc, random.Random(i))
                 s = s[0] if isinstance(s, list) else s
-                rows.append((i, [(s["prompt"], s["answer"])]))
+                rows.append((i, [(s["prompt"], s["answer"])], s.get("kind", s.get("category", ""))))
         hits = []
         for k in range(0, min(len(rows), 200), 8):
-            emb, pos, lab, att = text_batch(model, tok, scenes, rows[k : k + 8], random.Random(k))
+            chunk = rows[k : k + 8]
+            emb, pos, lab, att = text_batch(model, tok, scenes, [r[:2] for r in chunk], random.Random(k))
             logits = model(inputs_embeds=emb, position_ids=pos, attention_mask=att).logits
             for b in range(len(lab)):
                 at = (lab[b] != -100).nonzero()[:, 0][:-1]  # the answer's tokens, not its </s>
                 hits.append(bool(logits[b, at - 1].argmax(-1).eq(lab[b, at]).all()))
+                if kinds is not None:
+                    kinds.setdefault(f"{task}/{chunk[b][2]}", []).append(hits[-1])
         out[task] = 100 * sum(hits) / len(hits)
     return out
 
@@ -60,6 +63,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--captions", action="store_true",
                     help="add a caption-copy row per scene (long answers, which outweigh the questions' in the loss)")
+    ap.add_argument("--by-kind", action="store_true", help="print held-out accuracy per question kind as well")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -71,7 +75,10 @@ def main() -> None:
     if args.captions:
         rows += [(i, [(T.CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
     stats = text_stage(model, tok, told, rows, Budget(args.minutes), cfg, print)
-    acc = held_out(model, tok)
+    kinds: dict[str, list[bool]] = {}
+    acc = held_out(model, tok, kinds=kinds)
+    if args.by_kind:
+        print("by kind: " + ", ".join(f"{k} {100 * sum(v) / len(v):.0f} (n={len(v)})" for k, v in sorted(kinds.items())))
     print(f"{stats['steps']} steps of {cfg.text_batch}, final loss {stats['final_loss']:.3f}; held-out "
           + " ".join(f"{t} {a:.1f}" for t, a in acc.items()) + f"; mean {sum(acc.values()) / len(acc):.1f}")
 
