@@ -70,6 +70,50 @@ def test_basic_questions_are_answered_by_the_scene() -> None:
     assert len(answers) == 4 and all(len(v) >= 2 for v in answers.values())  # yes and no; several colours, shapes
 
 
+def test_place_questions_are_answered_by_the_scene() -> None:
+    import random
+
+    from flowcut.tasks.suite.scene import make_scene
+
+    seen: dict[str, set[str]] = {}
+    for seed in range(60):
+        scene = make_scene(seed)
+        by_name = {f"{o.colour} {o.shape}": o for o in scene.objects}
+        for q, a in train.place_qa(scene, random.Random(seed)):
+            q = q.split("\n")[0]
+            if q.startswith("Which row"):
+                kind, want = "row", by_name[q.split("the ")[1].removesuffix(" in?")].where.split()[0]
+            elif q.startswith("Which column"):
+                kind, want = "column", by_name[q.split("the ")[1].removesuffix(" in?")].where.split()[1]
+            elif q.startswith("Where is the"):
+                colour = q.split()[3]
+                (obj,) = [o for o in scene.objects if o.colour == colour]  # asked only of a unique colour
+                kind, want = "where", obj.where
+            else:
+                place = q.removeprefix("What is at the ").removesuffix("?")
+                hits = [n for n, o in by_name.items() if o.where == place]
+                kind, want = "at", hits[0] if hits else "nothing"
+            assert a == want, (seed, q, a)
+            seen.setdefault(kind, set()).add(a)
+    assert set(seen) == {"row", "column", "where", "at"}
+    assert len(seen["row"]) == 3 and len(seen["column"]) == 3 and "nothing" in seen["at"] and len(seen["at"]) > 3
+
+
+def test_place_questions_are_off_by_default_and_leave_the_dialogues_alone() -> None:
+    import random
+
+    from flowcut.tasks.suite.scene import make_scene
+
+    seeds = list(range(6))
+    scenes = [make_scene(s) for s in seeds]
+    plain = train.make_dialogues(seeds, scenes, CFG, random.Random(1))
+    assert not CFG.place_questions
+    assert not any("Which row" in q for _, turns in plain for q, _ in turns)
+    more = train.make_dialogues(seeds, scenes, dataclasses.replace(CFG, place_questions=True), random.Random(1))
+    asked = sum(len(t) for _, t in more) - sum(len(t) for _, t in plain)
+    assert asked >= 3 * len(seeds)  # row, column and the reverse lookup at least, per scene
+
+
 def test_clip_batches_group_a_scene_with_its_edits(model_and_tok) -> None:
     import dataclasses
 

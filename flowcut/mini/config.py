@@ -81,6 +81,7 @@ class MiniConfig:
     keep_hold: float = 0.35
     keep_full_at: float = 0.7
     basic_questions: bool = True  # single-lookup training questions beside the suite's (train.basic_qa)
+    place_questions: bool = False  # place questions one step at a time (train.place_qa)
     lm_batch: int = 8
     lm_lr: float = 1e-3
     turns: int = 12  # most questions in one training sequence (multi-turn, as LLaVA's instruct data)
