@@ -1,6 +1,6 @@
 """How fast a fresh mini LM learns the suite's questions when the scene is told in words: the text stage alone.
 
-    PYTHONPATH=. .venv/bin/python scripts/mini_text.py MINUTES [--set name=value ...] [--threads 2]
+    PYTHONPATH=. .venv/bin/python scripts/mini_text.py MINUTES [--set name=value ...] [--threads 2] [--steps N] [--by-kind]
 
 Trains the projector-less LM of ``flowcut.mini.train.build_llava`` with
 ``flowcut.mini.text_stage`` for MINUTES on 20,000 train scenes (seeds 200,000+), each
@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("minutes", type=float)
     ap.add_argument("--set", action="append", help="override a MiniConfig field, name=value")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, help="train exactly this many steps instead (MINUTES is ignored): runs beside other work stay comparable")
     ap.add_argument("--captions", action="store_true",
                     help="add a caption-copy row per scene (long answers, which outweigh the questions' in the loss)")
     ap.add_argument("--by-kind", action="store_true", help="print held-out accuracy per question kind as well")
@@ -74,7 +75,7 @@ def main() -> None:
     told, rows = T.text_rows(cfg, cfg.text_scenes, rng)
     if args.captions:
         rows += [(i, [(T.CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
-    stats = text_stage(model, tok, told, rows, Budget(args.minutes), cfg, print)
+    stats = text_stage(model, tok, told, rows, Budget(args.minutes, args.steps), cfg, print)
     kinds: dict[str, list[bool]] = {}
     acc = held_out(model, tok, kinds=kinds)
     if args.by_kind:
