@@ -99,15 +99,14 @@ def test_place_questions_are_answered_by_the_scene() -> None:
     assert len(seen["row"]) == 3 and len(seen["column"]) == 3 and "nothing" in seen["at"] and len(seen["at"]) > 3
 
 
-def test_place_questions_are_off_by_default_and_leave_the_dialogues_alone() -> None:
+def test_place_questions_join_the_dialogues_only_when_set() -> None:
     import random
 
     from flowcut.tasks.suite.scene import make_scene
 
     seeds = list(range(6))
     scenes = [make_scene(s) for s in seeds]
-    plain = train.make_dialogues(seeds, scenes, CFG, random.Random(1))
-    assert not CFG.place_questions
+    plain = train.make_dialogues(seeds, scenes, dataclasses.replace(CFG, place_questions=False), random.Random(1))
     assert not any("Which row" in q for _, turns in plain for q, _ in turns)
     more = train.make_dialogues(seeds, scenes, dataclasses.replace(CFG, place_questions=True), random.Random(1))
     asked = sum(len(t) for _, t in more) - sum(len(t) for _, t in plain)
@@ -219,7 +218,7 @@ def test_make_dialogues_asks_every_question_once_in_chunks_of_at_most_turns(turn
 
     seeds = list(range(30))
     scenes = [make_scene(s) for s in seeds]
-    cfg = dataclasses.replace(CFG, basic_questions=False, turns=turns)
+    cfg = dataclasses.replace(CFG, basic_questions=False, place_questions=False, turns=turns)
     dialogues = train.make_dialogues(seeds, scenes, cfg, random.Random(0))
     for i, s in enumerate(seeds):
         asked = sorted(t for j, turns in dialogues if j == i for t in turns)
@@ -241,14 +240,14 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     assert model.config.vision_config.image_size == 336
     assert model.config.vision_config.patch_size == 14
     stats = json.loads((tmp_path / "training.json").read_text())["stats"]
-    assert {"clip", "caption", "instruct", "total_minutes"} <= set(stats) and stats["device"] == "cpu"
+    assert {"clip", "text", "caption", "instruct", "total_minutes"} <= set(stats) and stats["device"] == "cpu"
 
     # a second run that takes stage (a) from the first keeps its ViT (all but the layers the
     # instruction stage tunes) and its stage-(a) record
     again = tmp_path / "again"
     train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path,
-               set_=["lm_lr=0.002", "text_steps=1000", "caption_steps=500", "instruct_steps=1500", "caption_qa=true",
-                     "caption_lm=false"])
+               set_=["lm_lr=0.002", "text_steps=1000", "caption_steps=500", "instruct_steps=1500", "caption_qa=false",
+                     "caption_lm=true"])
     first, second = model, LlavaForConditionalGeneration.from_pretrained(again)
     tuned = {f".layers.{k}." for k in range(CFG.vit_tune_from or 0, CFG.vit_layers - 1)} if CFG.vit_tune_from else set()
     kept = 0
@@ -264,14 +263,14 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     assert record["config"]["lm_lr"] == 0.002
     # step budgets scale like minutes: 1000, 500 and 1500 steps at scale 0.002 are 2, 1 and 3
     assert [record["stats"][s]["steps"] for s in ("text", "caption", "instruct")] == [2, 1, 3]
-    assert "caption stage on the" in (again / "train.log").read_text()
-    assert "caption stage on the" not in (tmp_path / "train.log").read_text()
+    assert "caption stage on the" not in (again / "train.log").read_text()
+    assert "caption stage on the" in (tmp_path / "train.log").read_text()  # the default since 2026-12-02
 
     # a warm start: the ViT of the first run with fixed position codes in place of its learned
     # ones, its projector and LM as they were (no LM step here, so they must be equal)
     warm = tmp_path / "warm"
     train.main(out=warm, device="cpu", scale=0.002, vision_from=tmp_path, lm_from=tmp_path,
-               set_=["vit_pos_sincos=1.0", "caption_steps=0", "instruct_steps=0"])  # fmt: skip
+               set_=["vit_pos_sincos=1.0", "text_steps=0", "caption_steps=0", "instruct_steps=0"])  # fmt: skip
     third = LlavaForConditionalGeneration.from_pretrained(warm).state_dict()
     for name, a in first.state_dict().items():
         b = third[name]
@@ -307,9 +306,9 @@ def test_training_on_cuda_without_a_gpu_is_refused_before_any_work(tmp_path) -> 
 
 
 def test_config_overrides_parse_by_field_type() -> None:
-    cfg = CFG.with_overrides(["vit_pos_sincos=1.0", "vit_tune_from=2", "basic_questions=false", "vit_pos_std=none"])
-    assert (cfg.vit_pos_sincos, cfg.vit_tune_from, cfg.basic_questions, cfg.vit_pos_std) == (1.0, 2, False, None)
-    assert CFG.vit_pos_sincos is None  # the default is untouched: the config is frozen
+    cfg = CFG.with_overrides(["vit_pos_sincos=none", "vit_tune_from=2", "basic_questions=false", "vit_pos_std=0.5"])
+    assert (cfg.vit_pos_sincos, cfg.vit_tune_from, cfg.basic_questions, cfg.vit_pos_std) == (None, 2, False, 0.5)
+    assert CFG.vit_pos_sincos == 1.0  # the default is untouched: the config is frozen
 
 
 @pytest.mark.parametrize(("pair", "names"), [

@@ -25,19 +25,20 @@ class MiniConfig:
     vit_heads: int = 4
     vit_mlp: int = 512
     # language model: a small Llama; 4 layers keep a 700-token prefill cheap on 2 cores
-    lm_width: int = 256
+    lm_width: int = 128  # 256 until 2026-12-02: half the width takes a step in 40% of the time
     lm_layers: int = 4
     lm_heads: int = 4
-    lm_mlp: int = 688  # ~ 8/3 x width, Llama's SwiGLU ratio
+    lm_mlp: int = 344  # ~ 8/3 x width, Llama's SwiGLU ratio
     # rotary base; Llama's 10,000 turns most of a 64-dim head over the ~600 positions between an
     # image patch and the question, which scrambles content matches (README, "perfect perception")
-    lm_rope_theta: float = 10000.0
+    lm_rope_theta: float = 1000000.0
     vocab_size: int = 600  # BPE over a templated corpus needs few merges
     init_std: float = 0.06  # LM + projector weights; see train.build_llava for why not Llama's 0.02
     # training budget (minutes of wall time per stage; each stage also stops at max steps)
     clip_minutes: float = 18.0
-    # exact step counts instead of minutes (clip.Budget): the shipped checkpoint's were 523 / 702 /
-    # 3,851 on an AVX-512 VM; an AVX2-only VM (2026-12-01) runs ~2x slower and would train less in the minutes
+    # exact step counts instead of minutes (clip.Budget): the shipped checkpoint's were 523 (clip) and
+    # 5,765 / 1,129 / 7,220 (text / caption / instruct) on AVX-512 VMs; an AVX2-only VM runs ~2-3x
+    # slower and would train less in the minutes
     clip_steps: int | None = None
     caption_steps: int | None = None
     instruct_steps: int | None = None
@@ -51,37 +52,37 @@ class MiniConfig:
     # 138 such steps (18 min, AVX2) left the word probe at 7%, chance 5% (README, v16)
     clip_edits: str = "shape,colour,size,move,swap,text"
     vit_pos_std: float | None = None  # ViT position-embedding init; None keeps transformers' 0.02
-    # fixed (untrained) 2D sin-cos position codes at this std instead; with vit_tune_from 2 and
-    # instruct_minutes 52 tried once (2026-12-01): the tower learns cells, the LM got worse (README)
-    vit_pos_sincos: float | None = None
+    # fixed (untrained) 2D sin-cos position codes at this std instead: every patch says its cell
+    # (probe 100%). The shipped ViT learned its positions in stage (a) and got these in their place
+    vit_pos_sincos: float | None = 1.0
     # ViT layers from this index up to the feature layer train in the instruction stage at
     # vit_lr (LLaVA's "low learning rate" option); None keeps the whole ViT frozen after (a)
     vit_tune_from: int | None = None
     vit_lr: float = 2e-4
     # text stage (flowcut.mini.text_stage): the LM alone on the suite's questions over scenes
     # told in words, before any image, as real LLaVAs start from a text-trained LM; 0 = none
-    text_minutes: float = 0.0
+    text_minutes: float = 20.0
     text_steps: int | None = None
     text_batch: int = 16
     # most questions in one text-stage sequence; None = ``turns``. Short ones suit the text stage
     # (README, "the scene told in words"), long ones the image stages, which pay 576 tokens a sequence
-    text_turns: int | None = None
+    text_turns: int | None = 3
     text_scenes: int = 20000
-    caption_lm: bool = True  # False: the caption stage trains the projector alone (LLaVA's stage 1)
+    caption_lm: bool = False  # False: the caption stage trains the projector alone (LLaVA's stage 1)
     # the caption stage on the instruction dialogues instead of captions. With caption_lm false and a
     # text stage, the projector alone learns image tokens the text-trained LM answers from: a text
     # stage without caption rows leaves an LM that cannot write captions (caption loss stayed ~4.5)
-    caption_qa: bool = False
+    caption_qa: bool = True
     cache_images: int = 6000  # distinct train scenes whose frozen ViT features stages 2-3 reuse
     caption_minutes: float = 5.0
-    instruct_minutes: float = 42.0
-    # background-patch curriculum of the LM stages (train.keep_share): none for the first 35%
-    # of a stage, then growing to all at 70%
+    instruct_minutes: float = 38.0
+    # background-patch curriculum of the LM stages (train.keep_share): none for the first half
+    # of a stage, then growing to all at 80%
     keep_start: float = 0.0
-    keep_hold: float = 0.35
-    keep_full_at: float = 0.7
+    keep_hold: float = 0.5
+    keep_full_at: float = 0.8
     basic_questions: bool = True  # single-lookup training questions beside the suite's (train.basic_qa)
-    place_questions: bool = False  # place questions one step at a time (train.place_qa)
+    place_questions: bool = True  # place questions one step at a time (train.place_qa)
     lm_batch: int = 8
     lm_lr: float = 1e-3
     turns: int = 12  # most questions in one training sequence (multi-turn, as LLaVA's instruct data)

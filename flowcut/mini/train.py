@@ -1,12 +1,13 @@
-"""Train the mini LLaVA from a seed, on the suite's train split only, in three stages.
+"""Train the mini LLaVA from a seed, on the suite's train split only, in four stages.
 
 (a) CLIP-style contrastive pre-training of the ViT on captions ([CLS] = pooled embedding);
-(t) optional, off by default: the LM alone on the suite's questions over scenes told in
-    words (``text_stage``), as real LLaVAs start from a text-trained LM;
-(b1) LLaVA stage 1: projector + LM on captions (the projector alone with ``caption_lm`` off; the
-     instruction dialogues in place of captions with ``caption_qa``), the ViT frozen;
+(t) the LM alone on the suite's questions over scenes told in words (``text_stage``), as real
+    LLaVAs start from a text-trained LM (``text_minutes=0`` skips it);
+(b1) LLaVA stage 1: the projector alone on the instruction dialogues, LM and ViT frozen (by
+     default; ``caption_lm`` trains the LM too, ``caption_qa=false`` uses captions instead);
 (b2) LLaVA stage 2: projector + LM on the six task formats (multi-turn sequences, one
-     question per task, as LLaVA's instruction data packs several turns per image).
+     question per task, as LLaVA's instruction data packs several turns per image), plus the
+     training-only ``basic_qa`` and ``place_qa`` questions.
 The ViT stays frozen after (a), so its features are computed once and cached.
 
     python -m flowcut.mini.train --out flowcut/mini/checkpoint
