@@ -295,7 +295,7 @@ def place_qa(scene, rng: random.Random) -> list[tuple[str, str]]:
         (f"Which row is the {o.colour} {o.shape} in?{suffix}", ROWS[o.row]),
         (f"Which column is the {o.colour} {o.shape} in?{suffix}", COLS[o.col]),
     ]
-    by_colour = suite_tasks._unique(objs, lambda p: p.colour)
+    by_colour = suite_tasks.unique(objs, lambda p: p.colour)
     if by_colour:
         p = rng.choice(by_colour)
         out.append((f"Where is the {p.colour} object?{suffix}", p.where))

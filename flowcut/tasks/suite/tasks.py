@@ -80,13 +80,14 @@ def _pope(seed: int, image: Any, scene: Scene, rng: random.Random) -> Sample:
     return s | {"question_id": str(seed), "category": category, "image_source": f"suite_{seed}"}
 
 
-def _unique(objs: list[Obj], key: Callable[[Obj], object]) -> list[Obj]:
+def unique(objs: list[Obj], key: Callable[[Obj], object]) -> list[Obj]:
+    """The objects whose ``key`` no other object shares: a question naming it means one object."""
     return [o for o in objs if sum(key(p) == key(o) for p in objs) == 1]
 
 
 def _gqa(seed: int, image: Any, scene: Scene, rng: random.Random) -> Sample:
     objs = scene.objects
-    by_size_shape, by_colour = _unique(objs, lambda o: (o.size, o.shape)), _unique(objs, lambda o: o.colour)
+    by_size_shape, by_colour = unique(objs, lambda o: (o.size, o.shape)), unique(objs, lambda o: o.colour)
     pairs = [(a, b) for a in objs for b in objs if a.col != b.col]
     kinds = ["position"] + ["colour"] * bool(by_size_shape) + ["shape"] * bool(by_colour) + ["relation"] * bool(pairs)
     kind = rng.choice(kinds)
