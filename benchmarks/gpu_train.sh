@@ -8,7 +8,7 @@
 # recipe). The minutes are the GPU's: the step counts they buy are recorded in training.json.
 # On the CPU the LM stages got 3,851 instruction steps (AVX-512) or ~1,800 (AVX2) in 42-55 min;
 # whether several times that many from a fresh LM help is what this run is for (a few hundred
-# more on the shipped LM did not: README, "More steps for the shipped LM").
+# more on the shipped LM did not: flowcut/mini/NOTES.md, "More steps for the shipped LM").
 # The checkpoint (~20 MB) comes back under $OUT/ckpt; score it on this side:
 #     PYTHONPATH=. .venv/bin/python scripts/mini_quick_eval.py 100 none,random@64,flowcut@64 <files_at>/ckpt --by-category
 # transformers 5.24.0 as a carried wheel, as for gpu.sh (read its header).

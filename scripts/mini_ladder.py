@@ -1,4 +1,4 @@
-"""Which grounding questions a fresh mini LM learns, and how fast: the diagnostic behind the README's mini notes.
+"""Which grounding questions a fresh mini LM learns, and how fast: the diagnostic behind flowcut/mini/NOTES.md.
 
     PYTHONPATH=. .venv/bin/python scripts/mini_ladder.py RUNG SECONDS [--tokens full|object] [--threads 1]
         [--text SECONDS] [--symbolic SECONDS] [--lr 1e-3] [--set name=value ...] [--curve STEPS] [--turns 1]

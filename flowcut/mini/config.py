@@ -30,7 +30,7 @@ class MiniConfig:
     lm_heads: int = 4
     lm_mlp: int = 344  # ~ 8/3 x width, Llama's SwiGLU ratio
     # rotary base; Llama's 10,000 turns most of a 64-dim head over the ~600 positions between an
-    # image patch and the question, which scrambles content matches (README, "perfect perception")
+    # image patch and the question, which scrambles content matches (NOTES.md, "perfect perception")
     lm_rope_theta: float = 1000000.0
     vocab_size: int = 600  # BPE over a templated corpus needs few merges
     init_std: float = 0.06  # LM + projector weights; see train.build_llava for why not Llama's 0.02
@@ -45,11 +45,11 @@ class MiniConfig:
     clip_batch: int = 32  # contrastive negatives vs. steps in the time budget (~5 s per 48 images)
     clip_lr: float = 1e-3
     # images per train scene in a stage-(a) batch: the scene and edits of it (train.clip_batches).
-    # 4, with vit_pos_std 128**-0.5, was tried once (2026-11-30) and did not help: README, "hard negatives"
+    # 4, with vit_pos_std 128**-0.5, was tried once (2026-11-30) and did not help: NOTES.md, "hard negatives"
     clip_group: int = 1
     # the edit kinds a group draws from (scene.EDITS, comma-separated); "text" alone makes every
     # group of a text-bearing scene differ only in its word, a stage (a) that pays for reading;
-    # 138 such steps (18 min, AVX2) left the word probe at 7%, chance 5% (README, v16)
+    # 138 such steps (18 min, AVX2) left the word probe at 7%, chance 5% (NOTES.md, v16)
     clip_edits: str = "shape,colour,size,move,swap,text"
     vit_pos_std: float | None = None  # ViT position-embedding init; None keeps transformers' 0.02
     # fixed (untrained) 2D sin-cos position codes at this std instead: every patch says its cell
@@ -65,7 +65,7 @@ class MiniConfig:
     text_steps: int | None = None
     text_batch: int = 16
     # most questions in one text-stage sequence; None = ``turns``. Short ones suit the text stage
-    # (README, "the scene told in words"), long ones the image stages, which pay 576 tokens a sequence
+    # (NOTES.md, "the scene told in words"), long ones the image stages, which pay 576 tokens a sequence
     text_turns: int | None = 3
     text_scenes: int = 20000
     caption_lm: bool = False  # False: the caption stage trains the projector alone (LLaVA's stage 1)

@@ -2,7 +2,7 @@
 
 Real LLaVAs start from an LM pretrained on text (Vicuna), which can already answer a question
 from what its context says; the multimodal stages then only teach the projector to say it
-in image tokens. Our LM starts from random weights, and the grounding notes (README) found
+in image tokens. Our LM starts from random weights, and the grounding notes (NOTES.md) found
 that learning to compare a question with a set of objects is its slow part, even when the
 objects are handed to it as word embeddings. Here it learns that on short sequences: the
 scene's caption, objects row by row as their patches reach the LM, stands where the 576

@@ -108,7 +108,7 @@ def clip_batches(cfg: MiniConfig, proc, tok, seed: int = 100_000):
     chance). Above 1 a group is a train scene and edits of it (``scene.edit``: one object's
     shape, colour, size or cell, two objects swapped, another word) over the same background,
     so the contrastive loss pays for shape, position, binding and reading; one 18-min run of
-    it did not yet help (README). Seeds from 100,000 on: the train range, apart from the
+    it did not yet help (NOTES.md). Seeds from 100,000 on: the train range, apart from the
     scenes the LM stages cache.
     """
     rng = random.Random(1)
@@ -153,7 +153,7 @@ def build_vision(cfg: MiniConfig) -> CLIPVisionModel:
     # at chance); OpenAI CLIP draws it at width**-0.5, which vit_pos_std allows
     if cfg.vit_pos_std is not None:
         torch.nn.init.normal_(emb.weight, std=cfg.vit_pos_std)
-    # a learned embedding at that scale still faded during stage (a) (README); fixed codes at
+    # a learned embedding at that scale still faded during stage (a) (NOTES.md); fixed codes at
     # the patch embedding's scale cannot fade, and the [CLS] slot gets none, as in MAE
     if cfg.vit_pos_sincos is not None:
         set_sincos(vision, cfg)
@@ -285,7 +285,7 @@ def place_qa(scene, rng: random.Random) -> list[tuple[str, str]]:
     """Training-only questions that take a place question one step at a time.
 
     Every question naming a place fails even when the scene is told in words (GQA "where",
-    MCQ and MME keyed by a place: chance after 3,000 text steps, README), while copying a word
+    MCQ and MME keyed by a place: chance after 3,000 text steps, NOTES.md), while copying a word
     and counting are learned. These ask for the place from one attribute, its row and its
     column apart, and the reverse lookup (what is at a cell, or "nothing"). Never asked at evaluation.
     """
@@ -374,7 +374,7 @@ def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random
             # mostly long dialogues (the 576 image tokens are paid once per sequence), some
             # short ones so that single-question prompts, as at evaluation, stay in distribution;
             # turns < 6 makes them all short: more steps a minute, but a worse model in the one full
-            # run of it (README, "That next step")
+            # run of it (NOTES.md, "That next step")
             n = rng.randint(1, min(3, cfg.turns)) if rng.random() < 0.3 else rng.randint(min(6, cfg.turns), cfg.turns)
             dialogues.append((i, pairs[:n]))
             pairs = pairs[n:]
@@ -386,7 +386,7 @@ def text_rows(cfg: MiniConfig, n: int, rng: random.Random) -> tuple[list, list]:
 
     Seeds 200,000+: the train range, apart from stage (a)'s (100,000+) and the image stages'
     (0+). No caption-copy rows: their ~30-token answers outweigh one-word answers in the loss,
-    and the LM learned the questions slower with them (README, "the scene told in words").
+    and the LM learned the questions slower with them (NOTES.md, "the scene told in words").
     """
     told = [make_scene(200_000 + i) for i in range(n)]
     short = replace(cfg, turns=cfg.text_turns or cfg.turns)
