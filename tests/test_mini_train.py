@@ -33,6 +33,17 @@ def model_and_tok():
     return train.build_llava(CFG, tok, vision).eval(), tok
 
 
+def test_tokenizer_keeps_newlines_and_punctuation_out_of_words(model_and_tok) -> None:
+    # a BPE merging across them made "red\nB." one token: option A's value fused with B's letter
+    _, tok = model_and_tok
+    prompt = "What colour is the circle at the top left?\nA. red\nB. blue\nAnswer with the option's letter."
+    ids = tok(prompt).input_ids
+    pieces = tok.convert_ids_to_tokens(ids)
+    assert [p for p in pieces if set(p) & set("\n?.'")] == ["?", "\n", ".", "\n", ".", "\n", "'", "."]
+    assert "▁red" in pieces and "B" in pieces
+    assert tok.decode(ids, skip_special_tokens=True) == prompt
+
+
 def test_keep_share_grows_to_all_patches_and_stays() -> None:
     shares = [train.keep_share(f / 100, 0.03, 0.6) for f in range(101)]
     assert shares[0] == pytest.approx(0.03)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
@@ -14,11 +14,17 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
     """A BPE tokenizer trained on ``corpus``, wrapped as llava-hf checkpoints wrap theirs.
 
     Metaspace pre-tokenisation keeps the spaces, so ``decode(encode(text)) == text``.
+    Newlines and punctuation are tokens of their own, as in Llama's tokenizer: with Metaspace
+    alone BPE merged across them ("red\nB." was one token), so an option's value and the
+    next option's letter shared a token and each pairing had to be learned apart.
     ``<image>`` is a special token: the processor expands it to 576 patches.
     """
     tk = Tokenizer(models.BPE(unk_token="<unk>"))
     tk.normalizer = normalizers.NFKC()
-    tk.pre_tokenizer = pre_tokenizers.Metaspace()
+    tk.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"[\n?.,:;!']"), behavior="isolated"),
+        pre_tokenizers.Metaspace(prepend_scheme="first"),
+    ])
     tk.decoder = decoders.Metaspace()
     # like Llama's tokenizer, ``tokenizer(text)`` starts with <s>: training sequences do, and
     # evaluation prompts built by the adapters must too
