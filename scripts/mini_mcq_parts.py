@@ -1,0 +1,57 @@
+"""A multiple-choice question in parts: which step a mini checkpoint fails, per category.
+
+    PYTHONPATH=. .venv/bin/python scripts/mini_mcq_parts.py [checkpoint] [N]
+
+Asks each of the first N suite MCQ test samples (default 160) three ways, all 576 tokens,
+greedy: the question alone in GQA's short-answer form, the option lookup over the same
+options ("Which option says top left?", answered by the right letter), and the MCQ itself.
+A model that names the value (short answer) and maps a value to its letter (lookup) but
+fails the MCQ cannot chain the two; one that fails the lookup cannot read the options.
+``mcq|short`` is the MCQ's accuracy on the samples whose short answer was right.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+
+from flowcut.methods import make_method
+from flowcut.models import load
+from flowcut.tasks.registry import load_examples
+from flowcut.tasks.suite.tasks import PROMPT_SUFFIX
+
+
+def main(checkpoint: str, n: int) -> None:
+    adapter = load(checkpoint)
+    examples = [e for e in load_examples("suite_mcq", limit=n) if e.error is None]
+    hits: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+
+    def ask(images, prompts) -> list[str]:
+        outs = adapter.generate(images, prompts, make_method("none"), 576, max_new_tokens=4)
+        return [o.text.strip() for o in outs]
+
+    for i in range(0, len(examples), 8):
+        chunk = examples[i : i + 8]
+        images = [e.image for e in chunk]
+        rights = [e.options[e.reference] for e in chunk]
+        options = ["".join(f"\n{k}. {v}" for k, v in e.options.items()) for e in chunk]
+        short = ask(images, [e.question + PROMPT_SUFFIX["gqa"] for e in chunk])
+        lookup = ask(
+            images, [f"Which option says {r}?{o}{PROMPT_SUFFIX['mcq']}" for r, o in zip(rights, options, strict=True)]
+        )
+        mcq = ask(images, [e.prompt for e in chunk])
+        for e, right, s, look, m in zip(chunk, rights, short, lookup, mcq, strict=True):
+            h = hits[str(e.meta["category"])]
+            named = s.lower().rstrip(".") == right
+            h["short"].append(named)
+            h["lookup"].append(look[:1] == e.reference)
+            h["mcq"].append(m[:1] == e.reference)
+            if named:
+                h["mcq|short"].append(m[:1] == e.reference)
+    for category, parts in sorted(hits.items()):
+        print(category, " ".join(f"{k}={100 * sum(v) / max(1, len(v)):.0f}% (n={len(v)})" for k, v in parts.items()))
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(args[0] if args else "flowcut/mini/checkpoint", int(args[1]) if len(args) > 1 else 160)
