@@ -81,6 +81,21 @@ def test_basic_questions_are_answered_by_the_scene() -> None:
     assert len(answers) == 4 and all(len(v) >= 2 for v in answers.values())  # yes and no; several colours, shapes
 
 
+def test_option_lookup_answers_the_letter_of_the_named_value() -> None:
+    import random
+
+    letters: set[str] = set()
+    for seed in range(60):
+        ((q, a),) = train.option_qa(random.Random(seed))
+        head, *options, suffix = q.split("\n")
+        value = head.removeprefix("Which option says ").removesuffix("?")
+        shown = dict(o.split(". ", 1) for o in options)
+        assert list(shown) == ["A", "B", "C", "D"] and len(set(shown.values())) == 4
+        assert shown[a] == value and suffix.startswith("Answer with the option's letter")
+        letters.add(a)
+    assert letters == {"A", "B", "C", "D"}
+
+
 def test_place_questions_are_answered_by_the_scene() -> None:
     import random
 

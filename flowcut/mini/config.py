@@ -83,6 +83,7 @@ class MiniConfig:
     keep_full_at: float = 0.8
     basic_questions: bool = True  # single-lookup training questions beside the suite's (train.basic_qa)
     place_questions: bool = True  # place questions one step at a time (train.place_qa)
+    option_questions: bool = False  # value -> option letter drills (train.option_qa)
     lm_batch: int = 8
     lm_lr: float = 1e-3
     turns: int = 12  # most questions in one training sequence (multi-turn, as LLaVA's instruct data)

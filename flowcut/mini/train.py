@@ -306,6 +306,22 @@ def place_qa(scene, rng: random.Random) -> list[tuple[str, str]]:
     return out
 
 
+def option_qa(rng: random.Random) -> list[tuple[str, str]]:
+    """A training-only drill for the second half of a multiple-choice question: from a value to its letter.
+
+    v18 names a place in GQA's short-answer form (93%) yet picks it among MCQ options at 17%
+    (README), while its count options score ~70%: matching a multi-word value to its option is
+    the step this asks alone ("Which option says top left?" -> the letter), with MCQ's own
+    option pools and suffix. Never asked at evaluation.
+    """
+    places = [f"{r} {c}" for r in ROWS for c in COLS]
+    pool = rng.choice((list(COLOURS), [*SHAPES, "star"], places, [str(k) for k in range(6)]))
+    options = rng.sample(pool, 4)
+    right = rng.choice(options)
+    shown = "".join(f"\n{k}. {v}" for k, v in zip("ABCD", options, strict=True))
+    return [(f"Which option says {right}?{shown}{suite_tasks.PROMPT_SUFFIX['mcq']}", "ABCD"[options.index(right)])]
+
+
 def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.Generator, project=None):
     """Input embeddings, position ids, labels and attention mask for (image index, turns) rows.
 
@@ -369,6 +385,8 @@ def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random
             pairs += basic_qa(scenes[i], rng)
         if cfg.place_questions:
             pairs += place_qa(scenes[i], rng)
+        if cfg.option_questions:
+            pairs += option_qa(rng)
         rng.shuffle(pairs)
         while pairs:
             # mostly long dialogues (the 576 image tokens are paid once per sequence), some
