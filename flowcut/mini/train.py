@@ -312,7 +312,8 @@ def option_qa(rng: random.Random) -> list[tuple[str, str]]:
     v18 names a place in GQA's short-answer form (93%) yet picks it among MCQ options at 17%
     (README), while its count options score ~70%: matching a multi-word value to its option is
     the step this asks alone ("Which option says top left?" -> the letter), with MCQ's own
-    option pools and suffix. Never asked at evaluation.
+    option pools and suffix. Never asked at evaluation. Off by default: in 1,600-1,700 steps it
+    was learned for one-word values, not for places, and MCQ did not move (NOTES.md).
     """
     places = [f"{r} {c}" for r in ROWS for c in COLS]
     pool = rng.choice((list(COLOURS), [*SHAPES, "star"], places, [str(k) for k in range(6)]))
