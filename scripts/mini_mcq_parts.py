@@ -18,7 +18,7 @@ from collections import defaultdict
 from flowcut.methods import make_method
 from flowcut.models import load
 from flowcut.tasks.registry import load_examples
-from flowcut.tasks.suite.tasks import PROMPT_SUFFIX
+from flowcut.tasks.suite.tasks import PROMPT_SUFFIX, show_options
 
 
 def main(checkpoint: str, n: int) -> None:
@@ -34,7 +34,7 @@ def main(checkpoint: str, n: int) -> None:
         chunk = examples[i : i + 8]
         images = [e.image for e in chunk]
         rights = [e.options[e.reference] for e in chunk]
-        options = ["".join(f"\n{k}. {v}" for k, v in e.options.items()) for e in chunk]
+        options = [show_options(list(e.options.values())) for e in chunk]
         short = ask(images, [e.question + PROMPT_SUFFIX["gqa"] for e in chunk])
         lookup = ask(
             images, [f"Which option says {r}?{o}{PROMPT_SUFFIX['mcq']}" for r, o in zip(rights, options, strict=True)]

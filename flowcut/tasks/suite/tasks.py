@@ -35,7 +35,14 @@ POPE_CATEGORIES = ("random", "popular", "adversarial")
 MME_CATEGORIES = ("existence", "count", "position", "color")  # MME's own spelling and names
 MME_SUFFIX = " Please answer yes or no."  # part of MME's questions; lmms-eval swaps it for the post_prompt
 _NUM_WORDS = ("zero", "one", "two", "three", "four", "five", "six")
-_PLACES = tuple(f"{r} {c}" for r in ROWS for c in COLS)
+PLACES = tuple(f"{r} {c}" for r in ROWS for c in COLS)
+MCQ_SHAPES = (*SHAPES, "star")  # "star" is never drawn: a fourth option that is always wrong
+
+
+def show_options(options: list[str]) -> str:
+    """MMBench's option lines, lettered from A, as they follow the question in an MCQ prompt."""
+    return "".join(f"\n{k}. {v}" for k, v in zip("ABCD", options, strict=True))
+
 
 Sample = dict[str, Any]
 
@@ -131,7 +138,7 @@ def _mme(seed: int, image: Any, scene: Scene, rng: random.Random) -> list[Sample
             f"Is there a total of {_NUM_WORDS[k]} {o.shape}{'s' * (k != 1)} in the image?" for k in (n, wrong)
         )
     elif category == "position":
-        other = rng.choice([p for p in _PLACES if p != o.where])
+        other = rng.choice([p for p in PLACES if p != o.where])
         yes_q, no_q = (f"Is the {o.colour} {o.shape} at the {w} of the image?" for w in (o.where, other))
     else:
         other = rng.choice([c for c in COLOURS if c != o.colour])
@@ -150,21 +157,18 @@ def _mcq(seed: int, image: Any, scene: Scene, rng: random.Random) -> Sample:
     if category == "colour":
         q, right, options = f"What colour is the {o.shape} at the {o.where}?", o.colour, list(COLOURS)
     elif category == "shape":
-        # "star" is never drawn: a fourth option that is always wrong
-        q, right, options = f"What shape is the {o.colour} object at the {o.where}?", o.shape, [*SHAPES, "star"]
+        q, right, options = f"What shape is the {o.colour} object at the {o.where}?", o.shape, list(MCQ_SHAPES)
     elif category == "position":
         right = o.where
-        q, options = f"Where is the {o.colour} {o.shape}?", [right, *rng.sample([p for p in _PLACES if p != right], 3)]
+        q, options = f"Where is the {o.colour} {o.shape}?", [right, *rng.sample([p for p in PLACES if p != right], 3)]
     else:
         n = sum(p.shape == o.shape for p in scene.objects)
         right, q = str(n), f"How many {o.shape}s are there?"
         options = [right, *rng.sample([str(k) for k in range(6) if k != n], 3)]
     rng.shuffle(options)
     letters = "ABCD"
-    answer = letters[options.index(right)]
-    shown = q + "".join(f"\n{k}. {v}" for k, v in zip(letters, options, strict=True))
-    s = _base("mcq", seed, image, q, answer)
-    s["prompt"] = shown + PROMPT_SUFFIX["mcq"]
+    s = _base("mcq", seed, image, q, letters[options.index(right)])
+    s["prompt"] = q + show_options(options) + PROMPT_SUFFIX["mcq"]
     return s | {"index": seed, "category": category} | dict(zip(letters, options, strict=True))
 
 
