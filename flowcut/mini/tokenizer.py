@@ -17,20 +17,15 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
     Newlines and punctuation are tokens of their own, as in Llama's tokenizer: with Metaspace
     alone BPE merged across them ("red\nB." was one token), so an option's value and the
     next option's letter shared a token and each pairing had to be learned apart.
-    A word after a newline is spelt as after a space ("\nA." gives ``\n``, ``▁A``, ``.``), unlike
-    Llama's, so an option's letter is the very token the answer " A" is: picking an option is
-    then a copy, which the LM learns for TextVQA anyway, instead of a copy plus a mapping from
-    ``A`` to ``▁A`` (NOTES.md, "one letter token"). The decoder drops the added space again.
     ``<image>`` is a special token: the processor expands it to 576 patches.
     """
     tk = Tokenizer(models.BPE(unk_token="<unk>"))
-    tk.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace("\n", "\n ")])
+    tk.normalizer = normalizers.NFKC()
     tk.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(r"[\n?.,:;!']"), behavior="isolated"),
         pre_tokenizers.Metaspace(prepend_scheme="first"),
     ])
-    # the corpus never has a space after a newline, so undoing the normaliser's is lossless here
-    tk.decoder = decoders.Sequence([decoders.Metaspace(), decoders.Fuse(), decoders.Replace("\n ", "\n")])
+    tk.decoder = decoders.Metaspace()
     # like Llama's tokenizer, ``tokenizer(text)`` starts with <s>: training sequences do, and
     # evaluation prompts built by the adapters must too
     # every printable ASCII character is in the alphabet, so nothing typed becomes <unk>
