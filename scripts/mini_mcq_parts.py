@@ -17,14 +17,16 @@ from collections import defaultdict
 
 from flowcut.methods import make_method
 from flowcut.models import load
-from flowcut.tasks.registry import load_examples
+from flowcut.tasks.registry import get_spec, load_examples
 from flowcut.tasks.suite.tasks import PROMPT_SUFFIX, show_options
+from jobs.scoring import sample_score
 
 
 def main(checkpoint: str, n: int) -> None:
     adapter = load(checkpoint)
     examples = [e for e in load_examples("suite_mcq", limit=n) if e.error is None]
     hits: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    spec = get_spec("suite_mcq")  # the lookup has the MCQ's options and letter: both scored as sweeps score MCQ
 
     def ask(images, prompts) -> list[str]:
         outs = adapter.generate(images, prompts, make_method("none"), 576, max_new_tokens=4)
@@ -44,10 +46,11 @@ def main(checkpoint: str, n: int) -> None:
             h = hits[str(e.meta["category"])]
             named = s.lower().rstrip(".") == right
             h["short"].append(named)
-            h["lookup"].append(look[:1] == e.reference)
-            h["mcq"].append(m[:1] == e.reference)
+            right_letter = sample_score(spec, None, e, m)[0] == 1.0
+            h["lookup"].append(sample_score(spec, None, e, look)[0] == 1.0)
+            h["mcq"].append(right_letter)
             if named:
-                h["mcq|short"].append(m[:1] == e.reference)
+                h["mcq|short"].append(right_letter)
     for category, parts in sorted(hits.items()):
         print(category, " ".join(f"{k}={100 * sum(v) / max(1, len(v)):.0f}% (n={len(v)})" for k, v in parts.items()))
 

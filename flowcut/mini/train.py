@@ -315,11 +315,11 @@ def option_qa(rng: random.Random) -> list[tuple[str, str]]:
     option pools and suffix. Never asked at evaluation. Off by default: in 1,600-1,700 steps it
     was learned for one-word values, not for places, and MCQ did not move (NOTES.md).
     """
-    pool = rng.choice((COLOURS, suite_tasks.MCQ_SHAPES, suite_tasks.PLACES, [str(k) for k in range(6)]))
+    pool = rng.choice((COLOURS, suite_tasks.MCQ_SHAPES, suite_tasks.PLACES, suite_tasks.MCQ_COUNTS))
     options = rng.sample(pool, 4)
     right = rng.choice(options)
     prompt = f"Which option says {right}?{suite_tasks.show_options(options)}{suite_tasks.PROMPT_SUFFIX['mcq']}"
-    return [(prompt, "ABCD"[options.index(right)])]
+    return [(prompt, suite_tasks.LETTERS[options.index(right)])]
 
 
 def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.Generator, project=None):

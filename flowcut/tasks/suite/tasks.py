@@ -37,11 +37,13 @@ MME_SUFFIX = " Please answer yes or no."  # part of MME's questions; lmms-eval s
 _NUM_WORDS = ("zero", "one", "two", "three", "four", "five", "six")
 PLACES = tuple(f"{r} {c}" for r in ROWS for c in COLS)
 MCQ_SHAPES = (*SHAPES, "star")  # "star" is never drawn: a fourth option that is always wrong
+MCQ_COUNTS = tuple(str(k) for k in range(6))  # count options: scenes hold 1-5 objects, so 0 is a fair wrong one
+LETTERS = "ABCD"
 
 
 def show_options(options: list[str]) -> str:
     """MMBench's option lines, lettered from A, as they follow the question in an MCQ prompt."""
-    return "".join(f"\n{k}. {v}" for k, v in zip("ABCD", options, strict=True))
+    return "".join(f"\n{k}. {v}" for k, v in zip(LETTERS, options, strict=True))
 
 
 Sample = dict[str, Any]
@@ -164,12 +166,11 @@ def _mcq(seed: int, image: Any, scene: Scene, rng: random.Random) -> Sample:
     else:
         n = sum(p.shape == o.shape for p in scene.objects)
         right, q = str(n), f"How many {o.shape}s are there?"
-        options = [right, *rng.sample([str(k) for k in range(6) if k != n], 3)]
+        options = [right, *rng.sample([k for k in MCQ_COUNTS if k != right], 3)]
     rng.shuffle(options)
-    letters = "ABCD"
-    s = _base("mcq", seed, image, q, letters[options.index(right)])
+    s = _base("mcq", seed, image, q, LETTERS[options.index(right)])
     s["prompt"] = q + show_options(options) + PROMPT_SUFFIX["mcq"]
-    return s | {"index": seed, "category": category} | dict(zip(letters, options, strict=True))
+    return s | {"index": seed, "category": category} | dict(zip(LETTERS, options, strict=True))
 
 
 def text_seed(seed: int, limit: int = 64) -> int:
