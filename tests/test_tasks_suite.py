@@ -17,6 +17,7 @@ from flowcut.tasks.suite.build import (
     DEFAULT_N_TEST,
     TEST_SEED0,
     build_suite,
+    default_root,
     iter_train_samples,
     load_suite_task,
     split_seed,
@@ -262,6 +263,21 @@ def test_build_and_load(tmp_path: Path) -> None:
         load_suite_task("pope", "val", tmp_path)
     with pytest.raises(FlowcutError, match="not found"):
         load_suite_task("pope", "test", tmp_path / "nowhere")
+
+
+def test_committed_suite_is_what_the_generator_makes(tmp_path: Path) -> None:
+    # data/suite is committed so a fresh clone needs no build, and ensure_suite only builds a
+    # missing task: a generator change that is not rebuilt and committed would be scored on stale scenes
+    root = default_root()
+    if not all((root / t).exists() for t in TASKS):
+        pytest.skip(f"no built suite under {root}")
+    build_suite(tmp_path, n_test=8, progress=False)
+    for task in TASKS:
+        fresh, kept = load_suite_task(task, "test", tmp_path), load_suite_task(task, "test", root)
+        assert len(kept) == DEFAULT_N_TEST * (2 if task == "mme" else 1), task
+        for new, old in zip(fresh, kept, strict=False):
+            assert {k: v for k, v in new.items() if k != "image"} == {k: v for k, v in old.items() if k != "image"}, task
+            assert new["image"].tobytes() == old["image"].tobytes(), task
 
 
 def test_train_stream() -> None:
