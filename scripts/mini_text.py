@@ -1,6 +1,6 @@
 """How fast a fresh mini LM learns the suite's questions when the scene is told in words: the text stage alone.
 
-    PYTHONPATH=. .venv/bin/python scripts/mini_text.py MINUTES [--set name=value ...] [--threads 2] [--steps N] [--by-kind]
+    PYTHONPATH=. .venv/bin/python scripts/mini_text.py MINUTES [--set name=value ...] [--threads 2] [--steps N] [--only TASK] [--by-kind]
 
 Trains the projector-less LM of ``flowcut.mini.train.build_llava`` with
 ``flowcut.mini.text_stage`` for MINUTES on 20,000 train scenes (seeds 200,000+), each
@@ -56,6 +56,10 @@ def held_out(model, tok, n: int = 300, kinds: dict | None = None) -> dict[str, f
     return out
 
 
+def _listed(out) -> list:
+    return out if isinstance(out, list) else [out]  # mme makes a yes/no pair, the others one sample
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("minutes", type=float)
@@ -64,6 +68,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="train exactly this many steps instead (MINUTES is ignored): runs beside other work stay comparable")
     ap.add_argument("--captions", action="store_true",
                     help="add a caption-copy row per scene (long answers, which outweigh the questions' in the loss)")
+    ap.add_argument("--only", choices=list(suite_tasks.TASKS),
+                    help="train on this task's questions alone (four variants a scene, one a sequence): can the LM learn it at all?")
     ap.add_argument("--by-kind", action="store_true", help="print held-out accuracy per question kind as well")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,6 +79,11 @@ def main() -> None:
     model = T.build_llava(cfg, tok, T.build_vision(cfg))  # the ViT is never run here
     rng = random.Random(2)
     told, rows = T.text_rows(cfg, cfg.text_scenes, rng)
+    if args.only:
+        make = suite_tasks._MAKERS[args.only]
+        rows = [(i, [(s["prompt"], s["answer"])]) for i, sc in enumerate(told)
+                if args.only != "textvqa" or sc.text is not None
+                for v in range(4) for s in _listed(make(200_000 + i, None, sc, random.Random(f"{i}:{v}")))]  # fmt: skip
     if args.captions:
         rows += [(i, [(T.CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
     stats = text_stage(model, tok, told, rows, Budget(args.minutes, args.steps), cfg, print)
