@@ -54,8 +54,6 @@ def test_batched_generate_keeps_exactly_the_budget(adapter: VLMAdapter, method_n
 
 @pytest.mark.parametrize("method_name", PRUNING)
 def test_unbatched_matches_batched_selection(adapter: VLMAdapter, method_name: str, images: list) -> None:
-    if method_name == "random":
-        pytest.skip("random draws depend on the batch by design")
     budget = BUDGETS[adapter.model_type]
     one = adapter.generate(
         images[1:2], QUESTIONS[1:2], make_method(method_name), budget, max_new_tokens=3, min_new_tokens=3

@@ -33,7 +33,8 @@ class VisionTrace:
         keys: [B, H, N, hd] keys of the patches at the feature layer.
         cls_feat: [B, D] the [CLS] feature, or None for towers without [CLS].
         grid: (rows, cols) of the patch grid; N == rows * cols.
-        pixels: [B, 3, H, W] the crops, for methods that read the image itself.
+        pixels: the preprocessed images, for methods that read the image itself: [B, 3, H, W]
+            crops for CLIP towers, [1, n_patches, C*T*P*P] flattened patches for Qwen2-VL.
     """
 
     feats: Tensor

@@ -244,6 +244,6 @@ def run_qwen2_vl(
     keys = view.k.reshape(1, view.k.shape[1], n_units, g * view.k.shape[-1])
     merged = visual.merger(h)[None]  # [1, n_units, D_llm]
     trace = VisionTrace(
-        feats=merged, relay_attn=relay, keys=keys, cls_feat=None, grid=(t * gh // 2, gw // 2), pixels=None
+        feats=merged, relay_attn=relay, keys=keys, cls_feat=None, grid=(t * gh // 2, gw // 2), pixels=pixels[None]
     )
     return _apply_selection(method, trace, budget, layer_tokens)
