@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from flowcut.mini.config import MiniConfig
 from flowcut.mini.train import build_vision, image_processor
 from flowcut.tasks.suite import scene as S
-from flowcut.tasks.suite.scene import PATCH, box_patches
+from flowcut.tasks.suite.scene import PATCH, SIZE, box_patches
 
 SHORT = ("cat", "dog", "sun", "car", "box", "cup", "hat", "bus", "pen", "key")
-GRID = 336 // PATCH
+GRID = SIZE // PATCH
 
 
 def data(proc, words: list[str], start: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import Tensor
@@ -166,10 +168,6 @@ def test_deterministic_and_per_image(method: VisionZip | VisPruner) -> None:
         torch.testing.assert_close(alone.tokens[0], first.tokens[1])
 
 
-def _with_pixels(trace: VisionTrace, pixels: Tensor) -> VisionTrace:
-    return VisionTrace(trace.feats, trace.relay_attn, trace.keys, trace.cls_feat, trace.grid, pixels=pixels)
-
-
 def test_random_draw_depends_on_seed_and_image_not_on_batch_or_history() -> None:
     # a sweep shards samples over actors and a resumed job restarts mid-way: the same image must
     # get the same patches wherever it lands, or a rerun of a spec would not reproduce `random`
@@ -177,14 +175,14 @@ def test_random_draw_depends_on_seed_and_image_not_on_batch_or_history() -> None
     a, b = torch.rand(3, 12, 12, generator=g), torch.rand(3, 12, 12, generator=g)
     trace = make_trace()
     method = RandomPruning(seed=5)
-    first = method.select(_with_pixels(trace, torch.stack([a, b])), 8).indices
-    swapped = method.select(_with_pixels(trace, torch.stack([b, a])), 8).indices  # after a draw already
-    fresh = RandomPruning(seed=5).select(_with_pixels(trace, torch.stack([b, a])), 8)
+    first = method.select(replace(trace, pixels=torch.stack([a, b])), 8).indices
+    swapped = method.select(replace(trace, pixels=torch.stack([b, a])), 8).indices  # after a draw already
+    fresh = RandomPruning(seed=5).select(replace(trace, pixels=torch.stack([b, a])), 8)
     assert torch.equal(first, swapped.flip(0))
     assert torch.equal(fresh.indices[0], first[1]) and torch.equal(fresh.indices[1], first[0])
     check_indices(first, 8)
     assert not torch.equal(first[0], first[1])  # two images, two draws
-    other_seed = RandomPruning(seed=6).select(_with_pixels(trace, torch.stack([a, b])), 8).indices
+    other_seed = RandomPruning(seed=6).select(replace(trace, pixels=torch.stack([a, b])), 8).indices
     assert not torch.equal(first, other_seed)
     # a trace without pixels (built by hand) draws from the method's own stream, still seeded
     assert torch.equal(RandomPruning(seed=5).select(trace, 8).indices, RandomPruning(seed=5).select(trace, 8).indices)
