@@ -64,17 +64,32 @@ node_pids() { # pids whose environment has FLOWCUT_LOCAL_NODE=$1 (exactly) or, w
   done
 }
 
-end_pids() { # SIGTERM, up to 10 s to exit, then SIGKILL
+alive() { # those of the given pids still running (a zombie has exited: its state is Z)
+  local p stat state
+  for p in "$@"; do
+    stat=$(<"/proc/$p/stat") 2>/dev/null || continue
+    state=${stat##*) } # after the command name, which may hold spaces and parentheses
+    state=${state%% *}
+    [ "$state" != Z ] && echo "$p"
+  done
+  return 0
+}
+
+end_pids() { # SIGTERM, up to 10 s to exit, then SIGKILL and up to 5 s for the kernel to reap them
   local pids=("$@") left i
   [ ${#pids[@]} -gt 0 ] || return 0
   kill -TERM "${pids[@]}" 2>/dev/null || true
   for i in $(seq 1 20); do
-    left=()
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left+=("$p"); done
+    mapfile -t left < <(alive "${pids[@]}")
     [ ${#left[@]} -gt 0 ] || return 0
     sleep 0.5
   done
   kill -KILL "${left[@]}" 2>/dev/null || true
+  for i in $(seq 1 10); do
+    mapfile -t left < <(alive "${left[@]}")
+    [ ${#left[@]} -gt 0 ] || return 0
+    sleep 0.5
+  done
 }
 
 start_node() { # name, then ray start arguments; output in $DIR/<name>.log
@@ -148,13 +163,20 @@ kill_node() {
 }
 
 stop() {
-  local pids
-  mapfile -t pids < <(node_pids "$DIR" prefix)
-  end_pids "${pids[@]}"
+  local pids round p
+  # Rounds, because a raylet or a driver may start a process (a worker, a restarted actor) after the
+  # first look and before its own SIGTERM: the CI once saw one such straggler outlive a single pass.
+  for round in 1 2 3; do
+    mapfile -t pids < <(alive $(node_pids "$DIR" prefix))
+    [ ${#pids[@]} -gt 0 ] || break
+    end_pids "${pids[@]}"
+  done
   rm -f "$DIR/address"
-  mapfile -t pids < <(node_pids "$DIR" prefix)
+  mapfile -t pids < <(alive $(node_pids "$DIR" prefix))
   if [ ${#pids[@]} -gt 0 ]; then
-    echo "local.sh: still running: ${pids[*]}" >&2
+    for p in "${pids[@]}"; do
+      echo "local.sh: still running: $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-200)" >&2
+    done
     exit 1
   fi
   echo "stopped"
