@@ -29,10 +29,18 @@ def environ_of(pid: int) -> bytes:
         return b""
 
 
+def running(pid: int) -> bool:
+    """Still there and not a zombie (the state follows the parenthesised command name in /proc/PID/stat)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
 def running_under(prefix: Path) -> list[int]:
     mark = f"FLOWCUT_LOCAL_NODE={prefix}/".encode()
     pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    return [p for p in pids if mark in environ_of(p) and Path(f"/proc/{p}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"]
+    return [p for p in pids if mark in environ_of(p) and running(p)]
 
 
 def test_stop_ends_late_children_and_only_this_stand_ins_processes(tmp_path: Path) -> None:
