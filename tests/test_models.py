@@ -64,6 +64,22 @@ def test_unbatched_matches_batched_selection(adapter: VLMAdapter, method_name: s
         assert four[1].kept == one[0].kept, "an image's kept set must not depend on its batch-mates"
 
 
+@pytest.mark.parametrize("method_name", PRUNING)
+def test_each_answer_is_what_it_is_alone(adapter: VLMAdapter, method_name: str, images: list) -> None:
+    """Left padding differs with the batch: no method may read it (a padded query once gave NaN scores)."""
+    budget = BUDGETS[adapter.model_type]
+
+    def first_logits(rows: slice) -> torch.Tensor:
+        _, logits = adapter.generate(
+            images[rows], QUESTIONS[rows], make_method(method_name), budget, max_new_tokens=1, return_logits=True
+        )
+        return logits
+
+    four = first_logits(slice(0, 4))
+    for i in range(4):
+        torch.testing.assert_close(four[i], first_logits(slice(i, i + 1))[0], atol=1e-4, rtol=1e-4, msg=f"row {i}")
+
+
 def test_pruning_reduces_prefill_work(adapter: VLMAdapter, images: list) -> None:
     full = adapter.visual_tokens(images[0])
     base = adapter.generate(images[:1], QUESTIONS[:1], make_method("none"), full, max_new_tokens=2)[0]

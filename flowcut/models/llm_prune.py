@@ -220,7 +220,10 @@ class DecoderPruner:
             k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
             logits = (q.float() @ k.float().transpose(-1, -2)) * attn.scaling
             allowed = (torch.arange(p, device=hidden.device)[None, None, :] <= q_pos[:, :, None]) & pad[:, None, :]
-            return logits.masked_fill(~allowed[:, None], float("-inf")).softmax(-1)
+            probs = logits.masked_fill(~allowed[:, None], float("-inf")).softmax(-1)
+            # a query on a left-padding position may attend to nothing: zeros, not NaN, since a method
+            # that pads its query set with zero-weighted rows (SparseVLM's raters) multiplies them by 0
+            return probs.nan_to_num(0.0)
 
         def values() -> Tensor:
             return keys_values(attn.v_proj)
