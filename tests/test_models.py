@@ -69,15 +69,17 @@ def test_each_answer_is_what_it_is_alone(adapter: VLMAdapter, method_name: str, 
     """Left padding differs with the batch: no method may read it (a padded query once gave NaN scores)."""
     budget = BUDGETS[adapter.model_type]
 
-    def first_logits(rows: slice) -> torch.Tensor:
-        _, logits = adapter.generate(
-            images[rows], QUESTIONS[rows], make_method(method_name), budget, max_new_tokens=1, return_logits=True
-        )
-        return logits
+    def run(rows: slice) -> tuple[list, torch.Tensor]:
+        return adapter.generate(
+            images[rows], QUESTIONS[rows], make_method(method_name), budget, max_new_tokens=4, min_new_tokens=4,
+            return_logits=True,
+        )  # fmt: skip
 
-    four = first_logits(slice(0, 4))
+    four, logits = run(slice(0, 4))
     for i in range(4):
-        torch.testing.assert_close(four[i], first_logits(slice(i, i + 1))[0], atol=1e-4, rtol=1e-4, msg=f"row {i}")
+        one, alone = run(slice(i, i + 1))
+        torch.testing.assert_close(logits[i], alone[0], atol=1e-4, rtol=1e-4, msg=f"row {i}")
+        assert four[i].text == one[0].text, f"row {i}: decoding over the pruned cache differs"
 
 
 def test_pruning_reduces_prefill_work(adapter: VLMAdapter, images: list) -> None:
