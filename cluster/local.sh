@@ -67,7 +67,7 @@ node_pids() { # pids whose environment has FLOWCUT_LOCAL_NODE=$1 (exactly) or, w
 alive() { # those of the given pids still running (a zombie has exited: its state is Z)
   local p stat state
   for p in "$@"; do
-    stat=$(<"/proc/$p/stat") 2>/dev/null || continue
+    IFS= read -r stat 2>/dev/null <"/proc/$p/stat" || continue
     state=${stat##*) } # after the command name, which may hold spaces and parentheses
     state=${state%% *}
     [ "$state" != Z ] && echo "$p"
