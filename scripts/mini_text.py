@@ -1,6 +1,6 @@
 """How fast a fresh mini LM learns the suite's questions when the scene is told in words: the text stage alone.
 
-    PYTHONPATH=. .venv/bin/python scripts/mini_text.py MINUTES [--set name=value ...] [--threads 2] [--steps N] [--only TASK] [--by-kind]
+    PYTHONPATH=. .venv/bin/python scripts/mini_text.py MINUTES [--set name=value ...] [--threads 2] [--steps N] [--only TASK] [--by-kind] [--then MINUTES:LR]
 
 Trains the projector-less LM of ``flowcut.mini.train.build_llava`` with
 ``flowcut.mini.text_stage`` for MINUTES on 20,000 train scenes (seeds 200,000+), each
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from dataclasses import replace
 
 import torch
 
@@ -71,6 +72,8 @@ def main() -> None:
     ap.add_argument("--only", choices=list(suite_tasks.TASKS),
                     help="train on this task's questions alone (four variants a scene, one a sequence): can the LM learn it at all?")
     ap.add_argument("--by-kind", action="store_true", help="print held-out accuracy per question kind as well")
+    ap.add_argument("--then", metavar="MINUTES:LR",
+                    help="a second phase on the same rows, its own warm-up and cosine to peak LR (a late low-rate phase)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -87,6 +90,11 @@ def main() -> None:
     if args.captions:
         rows += [(i, [(T.CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
     stats = text_stage(model, tok, told, rows, Budget(args.minutes, args.steps), cfg, print)
+    if args.then:
+        minutes, _, lr = args.then.partition(":")
+        first = stats["steps"]
+        stats = text_stage(model, tok, told, rows, Budget(float(minutes), None), replace(cfg, lm_lr=float(lr)), print)
+        stats["steps"] += first
     kinds: dict[str, list[bool]] = {}
     acc = held_out(model, tok, kinds=kinds)
     if args.by_kind:
