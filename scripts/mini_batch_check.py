@@ -1,7 +1,7 @@
 """Does a sample's answer depend on its batch-mates? The first N samples of a suite task, answered
 in batches of 8, in batches of 8 shifted by 3 (other neighbours, other padding) and one at a time.
 
-    PYTHONPATH=. .venv/bin/python scripts/mini_batch_check.py suite_gqa sparsevlm@64,flowcut@64 200 [checkpoint]
+    PYTHONPATH=. .venv/bin/python scripts/mini_batch_check.py suite_gqa sparsevlm@64,flowcut@64:orig 200 [checkpoint]
 
 Prints, per method and batching, the accuracy and the samples whose answer differs from batches of
 8. A sweep shards samples over actors however Ray Data cuts the blocks, so any difference here
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from flowcut.methods import METHODS, LLMMethod, make_method
+from mini_quick_eval import method_at  # this folder is on sys.path when a script here runs
+
 from flowcut.models import load
 from flowcut.tasks.registry import get_spec, load_examples
 from jobs.scoring import sample_score
@@ -20,15 +21,13 @@ from jobs.scoring import sample_score
 BATCHINGS = [(8, 0), (8, 3), (1, 0)]  # (batch size, size of the first batch, 0 = a full one)
 
 
-def answers(adapter, examples: list, method: str, batch: int, first: int) -> dict[str, str]:
-    name, _, b = method.partition("@")
-    opts = {"budget_mode": "after_prune"} if issubclass(METHODS[name], LLMMethod) else {}
+def answers(adapter, examples: list, m: str, batch: int, first: int) -> dict[str, str]:
+    method, budget, adapter.positions = method_at(m)
     cuts = sorted({0, *range(first or batch, len(examples), batch), len(examples)})
     out = {}
     for a, z in zip(cuts, cuts[1:]):
         chunk = examples[a:z]
-        texts = adapter.generate([e.image for e in chunk], [e.prompt for e in chunk], make_method(name, **opts),
-                                 int(b) if b else 576, max_new_tokens=4)  # fmt: skip
+        texts = adapter.generate([e.image for e in chunk], [e.prompt for e in chunk], method, budget, max_new_tokens=4)
         out.update({e.id: o.text for e, o in zip(chunk, texts, strict=True)})
     return out
 

@@ -17,12 +17,21 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
-from flowcut.methods import METHODS, LLMMethod, make_method
+from flowcut.methods import METHODS, LLMMethod, Method, make_method
 from flowcut.models import load
 from flowcut.tasks.registry import get_spec, load_examples
 from jobs.scoring import sample_score
 
 TASKS = ["suite_pope", "suite_gqa", "suite_count", "suite_mme", "suite_mcq", "suite_textvqa"]
+
+
+def method_at(m: str) -> tuple[Method, int, str]:
+    """``name@budget[:orig]`` -> (method, budget, the adapter's ``positions``); no budget = all 576."""
+    name, _, rest = m.partition("@")
+    b, _, mode = rest.partition(":")
+    # the 4-layer LM cannot average 64 over its layers: budget after the last cut, as the specs do
+    opts = {"budget_mode": "after_prune"} if issubclass(METHODS[name], LLMMethod) else {}
+    return make_method(name, **opts), int(b) if b else 576, "original" if mode == "orig" else "repack"
 
 
 def main(n: int, methods: list[str], checkpoint: str, by_category: bool = False) -> None:
@@ -31,18 +40,12 @@ def main(n: int, methods: list[str], checkpoint: str, by_category: bool = False)
         examples = [e for e in load_examples(bench, limit=n) if e.error is None]
         spec, row = get_spec(bench), [bench]
         for m in methods:
-            name, _, rest = m.partition("@")
-            b, _, mode = rest.partition(":")
-            budget = int(b) if b else 576
-            adapter.positions = "original" if mode == "orig" else "repack"
-            # the 4-layer LM cannot average 64 over its layers: budget after the last cut, as the specs do
-            opts = {"budget_mode": "after_prune"} if issubclass(METHODS[name], LLMMethod) else {}
+            method, budget, adapter.positions = method_at(m)
             scores = []
             for i in range(0, len(examples), 8):
                 chunk = examples[i : i + 8]
                 outs = adapter.generate(
-                    [e.image for e in chunk], [e.prompt for e in chunk], make_method(name, **opts), budget,
-                    max_new_tokens=4,
+                    [e.image for e in chunk], [e.prompt for e in chunk], method, budget, max_new_tokens=4
                 )  # fmt: skip
                 scores += [sample_score(spec, None, e, o.text)[0] for e, o in zip(chunk, outs, strict=True)]
             row.append(f"{m}={100 * sum(scores) / len(scores):.0f}")
