@@ -57,10 +57,6 @@ def held_out(model, tok, n: int = 300, kinds: dict | None = None) -> dict[str, f
     return out
 
 
-def _listed(out) -> list:
-    return out if isinstance(out, list) else [out]  # mme makes a yes/no pair, the others one sample
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("minutes", type=float)
@@ -82,11 +78,8 @@ def main() -> None:
     model = T.build_llava(cfg, tok, T.build_vision(cfg))  # the ViT is never run here
     rng = random.Random(2)
     told, rows = T.text_rows(cfg, cfg.text_scenes, rng)
-    if args.only:
-        make = suite_tasks._MAKERS[args.only]
-        rows = [(i, [(s["prompt"], s["answer"])]) for i, sc in enumerate(told)
-                if args.only != "textvqa" or sc.text is not None
-                for v in range(4) for s in _listed(make(200_000 + i, None, sc, random.Random(f"{i}:{v}")))]  # fmt: skip
+    if args.only:  # the training script's focus phase, on the text stage's scenes
+        rows = T.focus_dialogues(list(range(200_000, 200_000 + len(told))), told, args.only)
     if args.captions:
         rows += [(i, [(T.CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(told)]
     stats = text_stage(model, tok, told, rows, Budget(args.minutes, args.steps), cfg, print)

@@ -253,6 +253,21 @@ def test_make_dialogues_asks_every_question_once_in_chunks_of_at_most_turns(turn
     assert {len(turns) for _, turns in dialogues} & {1, 2, 3}  # short ones, as evaluation asks one question
 
 
+def test_focus_dialogues_ask_one_task_alone_one_question_a_sequence() -> None:
+    from flowcut.tasks.suite.scene import make_scene
+
+    seeds = list(range(12))
+    scenes = [make_scene(s) for s in seeds]
+    rows = train.focus_dialogues(seeds, scenes, "mcq")
+    assert len(rows) == 4 * len(seeds) and all(len(turns) == 1 for _, turns in rows)
+    assert {answer for _, [(_, answer)] in rows} <= set("ABCD")
+    assert all("A." in prompt for _, [(prompt, _)] in rows)
+    for i in range(len(seeds)):  # the four variants are not one question asked four times
+        assert len({turns[0] for j, turns in rows if j == i}) > 1
+    with_text = [i for i, sc in enumerate(scenes) if sc.text is not None]
+    assert {j for j, _ in train.focus_dialogues(seeds, scenes, "textvqa")} == set(with_text)
+
+
 def test_lm_rope_theta_reaches_the_language_model(model_and_tok) -> None:
     model, tok = model_and_tok
     assert model.config.text_config.rope_parameters["rope_theta"] == CFG.lm_rope_theta
@@ -273,7 +288,7 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     again = tmp_path / "again"
     train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path,
                set_=["lm_lr=0.002", "text_steps=1000", "caption_steps=500", "instruct_steps=1500", "caption_qa=false",
-                     "caption_lm=true"])
+                     "caption_lm=true", "focus_steps=1000"])
     first, second = model, LlavaForConditionalGeneration.from_pretrained(again)
     tuned = {f".layers.{k}." for k in range(CFG.vit_tune_from or 0, CFG.vit_layers - 1)} if CFG.vit_tune_from else set()
     kept = 0
@@ -288,7 +303,8 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     record = json.loads((again / "training.json").read_text())
     assert record["config"]["lm_lr"] == 0.002
     # step budgets scale like minutes: 1000, 500 and 1500 steps at scale 0.002 are 2, 1 and 3
-    assert [record["stats"][s]["steps"] for s in ("text", "caption", "instruct")] == [2, 1, 3]
+    assert [record["stats"][s]["steps"] for s in ("text", "caption", "instruct", "focus")] == [2, 1, 3, 2]
+    assert "focus" not in stats  # off unless asked for
     assert "caption stage on the" not in (again / "train.log").read_text()
     assert "caption stage on the" in (tmp_path / "train.log").read_text()  # the default since 2026-12-02
 
@@ -340,6 +356,7 @@ def test_config_overrides_parse_by_field_type() -> None:
 @pytest.mark.parametrize(("pair", "names"), [
     ("bogus=1", "bogus"), ("lm_lr", "lm_lr"), ("lm_batch=2.5", "lm_batch"),
     ("basic_questions=maybe", "basic_questions"), ("lm_lr=none", "lm_lr"), ("turns=0", "turns"),
+    ("focus_task=vqav2", "focus_task: unknown task 'vqav2'; known: pope"),
 ])  # fmt: skip
 def test_config_overrides_reject_bad_pairs_naming_the_field(pair, names) -> None:
     with pytest.raises(ValueError, match=names):

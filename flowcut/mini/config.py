@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..tasks.suite.scene import EDITS
+from ..tasks.suite.tasks import TASKS
 
 _AT_LEAST_ONE = ("vit_layers", "vit_heads", "lm_layers", "lm_heads", "clip_batch", "clip_group", "lm_batch", "turns", "text_turns", "text_batch", "text_scenes")
 
@@ -84,6 +85,12 @@ class MiniConfig:
     basic_questions: bool = True  # single-lookup training questions beside the suite's (train.basic_qa)
     place_questions: bool = True  # place questions one step at a time (train.place_qa)
     option_questions: bool = False  # value -> option letter drills (train.option_qa)
+    # a last phase on one task's questions alone (one a sequence, all patches) at its own low rate:
+    # MCQ alone in words learned at 1.5e-4 what 1e-3 left at chance (NOTES.md, "MCQ in words"); 0 = none
+    focus_task: str = "mcq"
+    focus_minutes: float = 0.0
+    focus_steps: int | None = None
+    focus_lr: float = 1.5e-4
     lm_batch: int = 8
     lm_lr: float = 1e-3
     turns: int = 12  # most questions in one training sequence (multi-turn, as LLaVA's instruct data)
@@ -121,6 +128,8 @@ class MiniConfig:
                 raise ValueError(f"--set {name}: {raw!r} is not a valid {kind}") from None
             if name == "clip_edits" and (bad := [k for k in raw.split(",") if k not in EDITS]):
                 raise ValueError(f"--set clip_edits: unknown edit {bad[0]!r}; known: {', '.join(EDITS)}")
+            if name == "focus_task" and raw not in TASKS:
+                raise ValueError(f"--set focus_task: unknown task {raw!r}; known: {', '.join(TASKS)}")
             if name in _AT_LEAST_ONE and changes[name] is not None and changes[name] < 1:
                 raise ValueError(f"--set {name}: must be at least 1, got {raw!r}")
         return replace(self, **changes)

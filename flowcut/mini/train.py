@@ -399,6 +399,18 @@ def make_dialogues(seeds: list[int], scenes, cfg: MiniConfig, rng: random.Random
     return dialogues
 
 
+def focus_dialogues(seeds: list[int], scenes, task: str, variants: int = 4) -> list[tuple[int, list]]:
+    """(scene index, turns) rows of ``task``'s questions alone, ``variants`` a scene, one a sequence (the focus phase)."""
+    make, rows = suite_tasks._MAKERS[task], []
+    for i, (seed, scene) in enumerate(zip(seeds, scenes)):
+        if task == "textvqa" and scene.text is None:
+            continue
+        for v in range(variants):
+            out = make(seed, None, scene, random.Random(f"{task}:{seed}:focus{v}"))
+            rows += [(i, [(s["prompt"], s["answer"])]) for s in (out if isinstance(out, list) else [out])]
+    return rows
+
+
 def text_rows(cfg: MiniConfig, n: int, rng: random.Random) -> tuple[list, list]:
     """``n`` train scenes for the text stage and their (scene index, turns) dialogues, as ``make_dialogues`` makes.
 
@@ -432,7 +444,7 @@ def main(
         help="skip stage (a): take the ViT of this checkpoint (trained by this script) and its stage-(a) record"
     )] = None,
     lm_from: Annotated[Path | None, typer.Option(
-        help="start the projector and LM from this checkpoint (trained by this script, same tokenizer) "
+        help="start the projector, LM and tokenizer from this checkpoint (trained by this script) "
         "instead of from random weights"
     )] = None,
     set_: Annotated[list[str] | None, typer.Option(
@@ -466,7 +478,10 @@ def main(
         return Budget(getattr(cfg, f"{stage}_minutes") * scale, steps)
 
     t0 = time.time()
-    tok = train_tokenizer(corpus(2000), cfg.vocab_size)
+    if lm_from is None:
+        tok = train_tokenizer(corpus(2000), cfg.vocab_size)
+    else:  # a warm start keeps the tokenizer its embeddings were trained with
+        tok = AutoTokenizer.from_pretrained(lm_from)
     log(f"tokenizer: {len(tok)} tokens ({time.time() - t0:.0f}s)")
     proc = image_processor(cfg)
     vision = build_vision(cfg)
@@ -514,6 +529,11 @@ def main(
                                 budget("caption"), cfg, "caption", log, train_lm=cfg.caption_lm)
     stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct",
                                  log, tune_vit=True)
+    if cfg.focus_minutes or cfg.focus_steps:
+        focus = focus_dialogues(seeds, scenes, cfg.focus_task)
+        log(f"focus stage: {len(focus)} {cfg.focus_task} questions alone at lr {cfg.focus_lr:g}, all patches")
+        stats["focus"] = lm_stage(model, tok, feats, masks, focus, budget("focus"),
+                                  replace(cfg, lm_lr=cfg.focus_lr, keep_start=1.0, keep_hold=0.0), "focus", log)
     stats["total_minutes"] = (time.time() - t0) / 60
     model.to("cpu").save_pretrained(out, safe_serialization=True)
     processor = LlavaProcessor(image_processor=proc, tokenizer=tok, patch_size=cfg.patch_size,
