@@ -122,7 +122,7 @@ def results(spec: str | None = None, store: str | None = typer.Option(None, envv
 
 
 @app.command()
-def rescore(parser: str = typer.Option(..., help="parser key, e.g. extract-yesno-v1"), spec: str | None = None,
+def rescore(parser: str = typer.Option(..., help="parser key, e.g. extract-yesno-v2"), spec: str | None = None,
             store: str | None = typer.Option(None, envvar="FLOWCUT_STORE", help=STORE_HELP)) -> None:  # fmt: skip
     """Recompute stored scores from the stored raw outputs with another parser (no model runs)."""
     from flowcut.tasks.parsers import get_parser

@@ -25,4 +25,6 @@ def sample_score(spec: BenchmarkSpec, parser_key: str | None, ex: Example, outpu
         )
     if spec.style == "short":
         return exact_match([parsed], [str(ex.reference)]), parsed, parser.key
+    if spec.style.startswith("letter"):  # exactly, as the benchmark's own metric (mc_accuracy) compares
+        return float(parsed == str(ex.reference)), parsed, parser.key
     return float(parsed == str(ex.reference).strip().lower() or parsed == str(ex.reference)), parsed, parser.key

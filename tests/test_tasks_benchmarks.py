@@ -6,6 +6,7 @@ import dataclasses
 import io
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -29,7 +30,7 @@ from flowcut.tasks.vqa_norm import normalize_answer
 
 DATA = Path(__file__).parent / "data"
 REAL = ["pope", "gqa", "mme", "scienceqa_img", "mmbench_en_dev", "textvqa_val", "vqav2_val"]
-LMMS, EXTRACT = "lmms-eval-v1", "extract-yesno-v1"
+LMMS, EXTRACT = "lmms-eval-v2", "extract-yesno-v2"
 
 
 def fixture(name: str) -> list:
@@ -81,6 +82,23 @@ def test_loader_prompts_follow_lmms_eval() -> None:
     assert fixture("vqav2_val")[1].reference == ["2", "2", "two", "two", "3", "3", "3", "3", "3", "3"]
 
 
+def test_prompt_whitespace_and_empty_options_as_lmms_eval_leaves_them() -> None:
+    """Edge rows built from the fixtures' own rows: lmms-eval's doc_to_text, not a tidier version of it."""
+    rows = {n: pq.read_table(DATA / f"{n}.parquet").to_pylist()[0] for n in ("mme", "textvqa_val", "scienceqa_img", "mmbench_en_dev")}
+    # MME strips first, then drops the suffix: a double space before it leaves one space
+    mme = to_example(BENCHMARKS["mme"], rows["mme"] | {"question": " Is it red?  Please answer yes or no. "}, 0)
+    assert mme.prompt.startswith("Is it red? \nAnswer")
+    # TextVQA capitalises the question as stored, without stripping it
+    tv = to_example(BENCHMARKS["textvqa_val"], rows["textvqa_val"] | {"question": "what is it? "}, 0)
+    assert tv.prompt.startswith("What is it? \nAnswer")
+    # ScienceQA: a whitespace hint is a context (``if context``); MMBench: an empty hint still adds its space,
+    # and an empty option is dropped as create_options_prompt drops it
+    sqa = to_example(BENCHMARKS["scienceqa_img"], rows["scienceqa_img"] | {"hint": " "}, 0)
+    assert sqa.prompt.startswith("Context:  \n")
+    mmb = to_example(BENCHMARKS["mmbench_en_dev"], rows["mmbench_en_dev"] | {"hint": "", "D": ""}, 0)
+    assert mmb.prompt.startswith(" What is the main color?") and "D." not in mmb.prompt and list(mmb.options) == ["A", "B", "C"]
+
+
 def test_fixture_errors_become_errored_examples() -> None:
     gqa = {e.id: e for e in fixture("gqa")}
     assert gqa["201"].error is None and gqa["201"].image.getpixel((0, 0)) == (200, 30, 30)  # joined on imageId
@@ -96,6 +114,9 @@ def test_unknown_benchmark_and_split() -> None:
         load_benchmark("pope", split="val")
     with pytest.raises(FlowcutError, match="no such file"):
         load_benchmark("pope", path=DATA / "missing.parquet")
+    # ScienceQA-IMG on the hub has validation and test only
+    with pytest.raises(FlowcutError, match=r"unknown split 'train' for scienceqa_img \(allowed: \['test', 'validation'\]\)"):
+        load_benchmark("scienceqa_img", split="train")
 
 
 @pytest.mark.parametrize(
@@ -149,6 +170,14 @@ def test_option_rules() -> None:
     assert mmbench_letter("It is a circle", opts) == "B"  # no letter: the one option text inside the answer
     assert mmbench_letter("A circle or a square", opts) == ""  # two option texts: nothing inferred
     assert sqa_letter("B. dog", {}) == "B" and sqa_letter("B", {}) == "B" and sqa_letter("b. dog", {}) == "b. dog"
+    # lmms-eval-v2: every output stripped first (lmms-eval strips all outputs), and ScienceQA's
+    # one-character answers in any case, as sqa_process_results compares pred.lower() with the target
+    v1, v2 = get_parser("lmms-eval-v1"), get_parser("lmms-eval-v2")
+    assert [v2("letter-sqa", t) for t in ("b", " B\n", "B. dog", "b. dog", "(B)")] == ["B", "B", "B", "b. dog", "(B)"]
+    assert [v1("letter-sqa", t) for t in ("b", " B\n")] == ["b", " B\n"]  # a version never changes
+    assert v2("short", " left\n") == "left" and v1("short", " left\n") == " left\n"
+    assert v2("mme", " Yes.") == v1("mme", " Yes.") == "yes" and v2("letter-mmbench", " (C) ", opts) == "C"
+    assert get_parser("extract-yesno-v2")("pope", " Yes, there is.") == "yes"
     with pytest.raises(FlowcutError, match="parser"):
         get_parser("vlmevalkit-v9")
     with pytest.raises(FlowcutError, match="answer style"):
@@ -197,13 +226,18 @@ def test_mme_acc_plus_through_score() -> None:
 
 def test_vqa_soft_accuracy_by_hand() -> None:
     answers = ["2", "2"] + ["3"] * 8
-    # answers differ, so both sides are processed: "two" -> "2". Leave-one-out over the 10 answers:
+    # both sides are processed: "two" -> "2". Leave-one-out over the 10 answers:
     # dropping a "2" leaves one "2": min(1, 1/3) = 1/3 (twice); dropping a "3" leaves two: 2/3 (8 times)
     # mean = (2 * 1/3 + 8 * 2/3) / 10 = 18/30 = 0.6
     assert vqav2_accuracy("two", answers) == pytest.approx(0.6)
     assert textvqa_accuracy("Two.", answers) == pytest.approx(0.6)
-    # all ten equal: VQAv2 leaves the human answers raw, so "Red" never matches the normalised "red"
-    assert vqav2_accuracy("red", ["Red"] * 10) == 0.0 and textvqa_accuracy("red", ["Red"] * 10) == 1.0
+    # lmms-eval since 2025-07 processes the answers even when all ten agree (the official vqaEval.py,
+    # and lmms-eval before, did not, and scored these 0): "Red" -> "red", "two" -> "2", "the dog" -> "dog"
+    assert vqav2_accuracy("red", ["Red"] * 10) == 1.0 and textvqa_accuracy("red", ["Red"] * 10) == 1.0
+    assert vqav2_accuracy("two", ["two"] * 10) == 1.0 and vqav2_accuracy("dog", ["the dog"] * 10) == 1.0
+    # "?" becomes a space on both sides; the lone "x" answer is left out of 1 of the 10 subsets only
+    assert vqav2_accuracy("a?b", ["a b"] * 9 + ["x"]) == 1.0
+    assert vqav2_accuracy(" 2\n", ["2"] * 2 + ["3"] * 8) == pytest.approx(0.6)  # whitespace cleaned
     sign = ["stop"] * 9 + ["stop sign"]
     # "stop sign" appears once: dropping a "stop" leaves it once (1/3, 9 times); dropping it leaves 0 -> 9/3/10
     assert textvqa_accuracy("Stop sign", sign) == pytest.approx(0.3)

@@ -4,7 +4,8 @@ References (EvolvingLMMs-Lab/lmms-eval, ``lmms_eval/tasks/``): ``pope/utils.py``
 ``mme/utils.py``, ``vqav2/utils.py``, ``textvqa/utils.py``, ``gqa/gqa.yaml`` (HF-evaluate
 exact match with ``ignore_case`` and ``ignore_punctuation``), ``scienceqa/utils.py``,
 ``mmbench/mmbench_evals.py`` (CircularEval over ``index % 1e6``). Scales follow lmms-eval's
-aggregations: fractions in [0, 1], except MME, whose scores are points (acc% + acc+%).
+aggregations: fractions in [0, 1], except MME, whose scores are points (acc% + acc+%);
+MMBench, which lmms-eval reports x 100, stays a fraction here like the other accuracies.
 
 Predictions come from ``parsers``; references are the dataset's answer column.
 """
@@ -118,19 +119,20 @@ def _leave_one_out(pred: str, gts: Sequence[str]) -> float:
     return _mean(accs)
 
 
+def _vqav2_clean(text: str) -> str:
+    return process_digit_article(process_punctuation(text.replace("\n", " ").replace("\t", " ").strip()))
+
+
 def vqav2_accuracy(pred: str, answers: Sequence[str]) -> float:
     """VQAv2 soft accuracy of one prediction (lmms-eval ``vqav2_process_results``).
 
-    The prediction is fully normalised; the human answers are only whitespace-cleaned, and
-    only when they disagree are both sides put through punctuation and digit/article
-    processing again, as in the official ``vqaEval.py``.
+    The prediction and every human answer are whitespace-cleaned, then put through the
+    punctuation and digit/article steps, always, as lmms-eval does since its commits b439d829
+    (2025-07-16) and 28ea9a11 (2025-08-11); before them it followed the official ``vqaEval.py``,
+    which processes the human answers only when they disagree (so "two" scored 0 against ten
+    "two"s: the prediction became "2", the answers stayed "two").
     """
-    res = normalize_answer(pred)
-    gts = [a.replace("\n", " ").replace("\t", " ").strip() for a in answers]
-    if len(set(gts)) > 1:
-        gts = [process_digit_article(process_punctuation(g)) for g in gts]
-        res = process_digit_article(process_punctuation(res))
-    return _leave_one_out(res, gts)
+    return _leave_one_out(_vqav2_clean(pred), [_vqav2_clean(a) for a in answers])
 
 
 def textvqa_accuracy(pred: str, answers: Sequence[str]) -> float:
@@ -163,7 +165,9 @@ def mc_accuracy(preds: Sequence[str], refs: Sequence[str]) -> float:
 def mmbench_circular_accuracy(preds: Sequence[str], refs: Sequence[str], indices: Sequence[int]) -> float:
     """MMBench CircularEval: a question (index < 1e6) is a hit only if it and all its rotations (same index % 1e6) are.
 
-    Unparsed predictions ("") count as misses where lmms-eval would ask a GPT judge.
+    A fraction, as every metric here but MME's; lmms-eval reports it x 100. Unparsed
+    predictions ("") count as misses, where lmms-eval's default task asks a GPT judge and its
+    ``_static`` variant tries ``extract_mcq_answer``: neither is offline-reproducible.
     """
     _check(preds, refs, indices)
     right: dict[int, bool] = defaultdict(lambda: True)

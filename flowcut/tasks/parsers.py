@@ -16,6 +16,12 @@ A parser maps an answer *style* (set per benchmark in ``registry.BENCHMARKS``) t
 - ``letter-sqa``: lmms-eval ScienceQA: the text, or its first letter when it reads "X. ...".
 - ``letter-mmbench``: lmms-eval MMBench's ``can_infer`` (option letter, else option text);
   "" when neither matches, where lmms-eval would go on to ask a GPT judge (we do not).
+
+Versions of ``lmms-eval``: v1 applied the rules to the raw text. v2 (the default) strips every
+output first, as lmms-eval's ``Task.process_results`` caller does for all tasks, and takes a
+one-character ScienceQA answer in any case ("b" is B), as ``sqa_process_results`` compares
+``pred.lower()`` with the lower-cased target. On outputs our adapters return (already
+stripped) the two differ only in that lower-case letter.
 """
 
 from __future__ import annotations
@@ -64,6 +70,19 @@ def sqa_letter(text: str, options: Options) -> str:
     if len(text) >= 2 and text[0].isupper() and text[1] == ".":
         return text[0]
     return text
+
+
+def sqa_letter_any_case(text: str, options: Options) -> str:
+    """lmms-eval ScienceQA as it compares: a one-character answer is its letter in any case ("b" -> "B")."""
+    return text.upper() if len(text) == 1 else sqa_letter(text, options)
+
+
+def _stripped(rule: Rule) -> Rule:
+    def run(text: str, options: Options) -> str:
+        return rule(text.strip(), options)
+
+    run.__doc__ = f"{rule.__name__} on the stripped text"
+    return run
 
 
 _OPTION_WRAPS = (("", "."), ("", ","), ("", ":"), ("", ")"), ("", ")."), ("(", ")"), ("(", ")."), (":", ""),
@@ -126,15 +145,22 @@ _LMMS_EVAL: dict[str, Rule] = {
     "letter-mmbench": mmbench_letter,
 }
 
+_LMMS_EVAL_V2: dict[str, Rule] = {
+    style: _stripped(rule) for style, rule in (_LMMS_EVAL | {"letter-sqa": sqa_letter_any_case}).items()
+}
+_YESNO = {"pope": yesno_extract, "mme": yesno_extract}
+
 PARSERS: dict[str, Parser] = {
     p.key: p
     for p in (
         Parser("lmms-eval", "v1", _LMMS_EVAL),
+        Parser("lmms-eval", "v2", _LMMS_EVAL_V2),
         # VLMEvalKit-style: yes/no extracted from the words for both yes/no benchmarks, the rest as lmms-eval
-        Parser("extract-yesno", "v1", _LMMS_EVAL | {"pope": yesno_extract, "mme": yesno_extract}),
+        Parser("extract-yesno", "v1", _LMMS_EVAL | _YESNO),
+        Parser("extract-yesno", "v2", _LMMS_EVAL_V2 | _YESNO),
     )
 }
-DEFAULT_PARSER = "lmms-eval-v1"
+DEFAULT_PARSER = "lmms-eval-v2"
 
 
 def get_parser(key: str = DEFAULT_PARSER) -> Parser:

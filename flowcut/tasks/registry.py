@@ -1,7 +1,10 @@
 """The benchmark registry: real lmms-lab datasets and the generated suite, as plain specs.
 
 Paths, splits, prompts and answer handling follow lmms-eval's task YAMLs for LLaVA-1.5
-(``lmms_eval/tasks/<task>/*.yaml``, the ``default`` prompt kwargs). Suite tasks use the
+(``lmms_eval/tasks/<task>/*.yaml``, the ``default`` prompt kwargs). Since its commit 4be7ee0e
+(2026-07-30) lmms-eval reads the same datasets from ``lmms-lab-encoder/<name>`` (a storage
+move, same configs, splits and columns); the ``lmms-lab`` ids stay the default here, and
+``path="lmms-lab-encoder/POPE"`` (any benchmark's name) reads the moved copy. Suite tasks use the
 same columns and templates as the benchmark each imitates, so one scorer serves both.
 
     ds = load_benchmark("pope", limit=100)                        # lmms-lab/POPE, split "test"
@@ -71,7 +74,7 @@ def _mmbench(preds: Sequence[str], exs: Sequence[Example]) -> dict[str, float]:
 
 
 _YESNO: dict[str, Any] = dict(
-    question="question", answer="answer", id="question_id", prompt=SHORT, answer_format="yesno"
+    question="question", answer="answer", id="question_id", prompt=SHORT, answer_format="yesno", strip_question=True
 )
 _MME: dict[str, Any] = dict(_YESNO, style="mme", metric=_mme, category="category", strip=" Please answer yes or no.")
 _VQA: dict[str, Any] = dict(
@@ -88,7 +91,7 @@ _SPECS = [
                   images_config="testdev_balanced_images", image_key="imageId"),
     BenchmarkSpec(name="mme", path="lmms-lab/MME", split="test", splits=("test",), **_MME),
     BenchmarkSpec(name="scienceqa_img", path="lmms-lab/ScienceQA", config="ScienceQA-IMG", split="test",
-                  splits=("test", "validation", "train"), question="question", answer="answer", id=None,
+                  splits=("test", "validation"), question="question", answer="answer", id=None,
                   prompt="{context}{question}\n{options}" + LETTER, answer_format="choice-index",
                   style="letter-sqa", metric=_mc, category="category", choices="choices"),
     # lmms-eval: f"{hint} {question} {options_prompt}", then "\n" + a post_prompt that itself opens with "\n"

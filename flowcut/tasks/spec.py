@@ -70,6 +70,7 @@ class BenchmarkSpec:
         config: HF config name (lmms-eval's ``dataset_name``).
         category: column grouped by in the metric, if any.
         strip: text removed from the question before prompting (MME's " Please answer yes or no.").
+        strip_question: strip the question's whitespace first (lmms-eval's POPE and MME do; the others do not).
         option_letters: columns holding the options (MMBench "ABCD"); ``choices``: a list column (ScienceQA).
         images_config, image_key: GQA keeps images in a second config, joined on ``image_key`` = its ``id``.
     """
@@ -90,6 +91,7 @@ class BenchmarkSpec:
     image: str = "image"
     category: str | None = None
     strip: str = ""
+    strip_question: bool = False
     option_letters: str = ""
     choices: str | None = None
     images_config: str | None = None
@@ -109,7 +111,8 @@ def _present(value: object) -> bool:
 
 def _options(spec: BenchmarkSpec, row: Mapping[str, Any]) -> dict[str, str]:
     if spec.option_letters:
-        return {k: str(row[k]) for k in spec.option_letters if k in row and _present(row[k])}
+        # lmms-eval's create_options_prompt also drops an empty option (``if row_data[cand]``)
+        return {k: str(row[k]) for k in spec.option_letters if k in row and row[k] != "" and _present(row[k])}
     if spec.choices:
         choices = row.get(spec.choices)
         if not isinstance(choices, list) or len(choices) < 2:
@@ -192,12 +195,15 @@ def to_example(spec: BenchmarkSpec, row: Mapping[str, Any], position: int | None
 
 
 def _fields(spec: BenchmarkSpec, question: str, options: dict[str, str], hint: object) -> dict[str, str]:
-    q = question.replace(spec.strip, "").strip() if spec.strip else question.strip()
-    has_hint = _present(hint) and bool(str(hint).strip())
+    # whitespace as lmms-eval's doc_to_text leaves it: POPE and MME strip the question (MME before
+    # dropping its suffix), the others use it as stored
+    q = question.strip() if spec.strip_question else question
+    if spec.strip:
+        q = q.replace(spec.strip, "")
     return {
         "question": q,
         "Question": q.capitalize(),
         "options": "\n".join(f"{k}. {v}" for k, v in options.items()),
-        "hint": f"{hint} " if has_hint else "",
-        "context": f"Context: {hint}\n" if has_hint else "",
+        "hint": f"{hint} " if _present(hint) else "",  # MMBench: any hint but None / NaN / "nan", "" too
+        "context": f"Context: {hint}\n" if isinstance(hint, str) and hint else "",  # ScienceQA: ``if context``
     }
