@@ -10,7 +10,7 @@ from flowcut.methods.base import LLMScoreContext, LLMStage, VisionTrace
 from flowcut.methods.fastv import FastV
 from flowcut.methods.pdrop import PDrop
 from flowcut.methods.schedule import layer_average, round_half_up, scale_layer, scale_layers
-from flowcut.methods.sparsevlm import SparseVLM, dpc_knn, text_raters
+from flowcut.methods.sparsevlm import OFFICIAL_KEEPS, SparseVLM, dpc_knn, text_raters
 from flowcut.methods.vflowopt import VFlowOpt, recycle_select
 
 N = 576
@@ -56,15 +56,27 @@ def test_pdrop_matches_maintainer_example() -> None:
     assert stages[0].keep / N == pytest.approx(0.19, abs=0.01)
 
 
-SPARSEVLM_AT_32 = [(64, [66, 30, 21]), (128, [303, 110, 44]), (192, [300, 200, 117])]
+# the v1.0 lists plain, the recycled tokens on top: 192 -> 300 + 9 (of 276 dropped: int(0.3 * 276) + 1
+# = 83 candidates -> 9 clusters), 200 + 4 (109 dropped), 110 + 3 (94 dropped)
+SPARSEVLM_AT_32 = [(64, [82, 32, 18], 64.81), (128, [312, 117, 39], 128.63), (192, [309, 204, 113], 192.03)]
 
 
-@pytest.mark.parametrize(("budget", "expected"), SPARSEVLM_AT_32)
-def test_sparsevlm_official_shapes_at_32(budget: int, expected: list[int]) -> None:
+@pytest.mark.parametrize(("budget", "expected", "logged"), SPARSEVLM_AT_32)
+def test_sparsevlm_official_counts_at_32(budget: int, expected: list[int], logged: float) -> None:
     stages = SparseVLM().schedule(budget, 32, N)
     assert [(s.layer, s.score_layer) for s in stages] == [(2, 2), (6, 6), (15, 15)]
     assert keeps(stages) == expected
-    assert round_half_up(layer_average(stages, N, 32)) == budget
+    # the reference's "Equal Tokens" (Gumpest/SparseVLMs#24 logs 192.03125 for 192) and its int()
+    average = layer_average(stages, N, 32)
+    assert average == pytest.approx(logged, abs=0.005) and int(average) == budget
+    # each stage's plain share is the official entry: recycle_count takes the rest
+    present = [N, *keeps(stages)[:-1]]
+    plain = [s.keep - SparseVLM().recycle_count(s.keep, n) for s, n in zip(stages, present, strict=True)]
+    assert plain == list(OFFICIAL_KEEPS[budget])
+    # without recycling (v2.0's switch) the plain lists, the last keep fitted so the average rounds to T
+    v2 = SparseVLM(recycle=False).schedule(budget, 32, N)
+    assert keeps(v2)[:2] == list(OFFICIAL_KEEPS[budget][:2])
+    assert round_half_up(layer_average(v2, N, 32)) == budget
 
 
 def test_sparsevlm_official_lists_overshoot_when_inputs_count() -> None:
@@ -111,7 +123,9 @@ def test_schedules_are_valid_or_refused(cls: type) -> None:
             assert all(0 <= s.score_layer <= s.layer for s in stages)
             kept = keeps(stages)
             assert all(1 <= k <= N for k in kept) and kept == sorted(kept, reverse=True)
-            assert round_half_up(layer_average(stages, N, depth)) == budget
+            # SparseVLM's official counts at 32 layers: the reference's int() of its average (64.81 is "64")
+            official = cls is SparseVLM and depth == 32 and budget in OFFICIAL_KEEPS
+            assert (int if official else round_half_up)(layer_average(stages, N, depth)) == budget
 
 
 def fake_ctx(attn: torch.Tensor, visual: torch.Tensor, last: torch.Tensor, **kw: object) -> LLMScoreContext:

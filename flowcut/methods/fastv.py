@@ -17,6 +17,11 @@ Deviations from the reference code, on purpose:
   for every depth, LLaVA-1.5-13B's 40 layers included; there we get K = 3).
 * Scores come per batch row and image positions come from the plumbing's visual mask (the
   reference reads batch element 0 at a fixed system-prompt offset).
+* One cut, at prefill; decoding keeps that set. The paper's in-place path runs without a KV
+  cache (``use_cache=False`` in its ``inference_aokvqa.py``), so every new token re-ranks the
+  image tokens with itself as the query; the first answer token is the same either way, later
+  ones may differ. This is the reference's own KV-cache variant (``fastv_kvcache.py``), which
+  its README calls slightly divergent from the original; re-ranking would forbid a KV cache.
 """
 
 from __future__ import annotations

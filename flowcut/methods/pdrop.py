@@ -15,6 +15,11 @@ Deviations from the reference code, on purpose:
 
 * Default layers (2, 8, 16), not (8, 16, 24); see the field comment.
 * Stage layers are given for a 32-layer LLM and scaled to the model's depth.
+* Kept tokens keep their original position ids, as for every LLM-side method here; the
+  reference renumbers the sequence contiguously after each drop (``position_ids[i, :cur_len] =
+  arange(cur_len)``, and subtracts the dropped count while decoding), which shortens the RoPE
+  distance between the question and the image at the later stages.
+* Keeps round half up; the reference takes ``int(N * ratio)`` (the same at lam = 0.5).
 """
 
 from __future__ import annotations

@@ -14,15 +14,25 @@ Model Inference", arXiv 2410.04417 (ICML 2025). Reference code: Gumpest/SparseVL
 
 Deviations from the reference code, on purpose:
 
-* Recycled tokens count inside the stage's keep (the reference adds them on top, so "192"
-  really holds about 204 tokens, Gumpest/SparseVLMs#33); see :meth:`SparseVLM.recycle_count`.
-* Where the cut lands: the reference scores at layer ``loc`` and cuts inside it; its own
-  accounting (the ``score.py`` comment ``2*576 + 4*300 + 10*200 + 16*110`` over 32 layers for
-  "192") counts layer ``loc`` at the reduced size, so we cut *before* layer ``loc`` with the
-  scores of layer ``loc`` on its input (Gumpest/SparseVLMs#29, #35 dispute the count).
-  At L = 32 and an official budget the official v1.0 list is used and only its last keep is
-  fitted so the average rounds to T: 64 -> [66, 30, 21], 128 -> [303, 110, 44],
-  192 -> [300, 200, 117]. Other depths and budgets scale the nearest list by one factor.
+* Token counts. A stage's ``keep`` is every visual token it leaves, recycled ones included
+  (:meth:`SparseVLM.recycle_count` splits it). At L = 32, N = 576 and an official budget
+  the stages are the reference's: each v1.0 list entry plain plus the tokens recycled on top
+  of it (``v_token_num = pred_score_vis.sum() + cluster_num``), 64 -> 82 / 32 / 18,
+  128 -> 312 / 117 / 39, 192 -> 309 / 204 / 113, whose layer averages (64.81, 128.63,
+  192.03) are what the reference logs as "Equal Tokens" (``int`` of them). (An earlier
+  version of this module, after Gumpest/SparseVLMs#33, counted the recycled tokens inside
+  the list entries; #33 took 10% of the dropped tokens as clusters where the code takes 10%
+  of the top 30%.) Other depths and budgets scale the nearest list by one factor and fit the
+  last keep so that the average rounds to T.
+* Where the cut lands: the reference scores at layer ``loc``, lets layer ``loc`` run on all
+  tokens and cuts (and clusters) its output; its accounting above counts layer ``loc`` at
+  the reduced size, so we cut *before* layer ``loc``, scoring with layer ``loc``'s attention
+  on its input and clustering that input (Gumpest/SparseVLMs#29, #35 dispute the count).
+* Recycled tokens sit in the prompt slots of the highest-scored dropped tokens, in the order
+  of their cluster centres' positions; the reference appends them after the kept visual
+  tokens.
+* Positions: kept tokens keep their original position ids (as every LLM-side method here,
+  and as the reference's v2.0 "Keep Position ID"); v1.0 renumbers them contiguously.
 * The rater-to-text softmax masks non-text columns per batch row; the reference's random
   density jitter in DPC-kNN is replaced by a deterministic tie-break (earlier index wins).
 """
@@ -128,8 +138,8 @@ class SparseVLM(LLMMethod):
        n_visual)``, are overwritten with the recycled cluster means (clusters in order of
        their centre's position). So exactly ``keep`` visual tokens survive, ``r`` of them
        recycled; the plumbing must *not* subtract ``r`` itself. ``merge`` clusters
-       ``ctx.hidden``, which the plumbing sets to the states being cut (the pruning layer's
-       output, as in the reference).
+       ``ctx.hidden``, the states being cut: the input of the pruning layer (see the module
+       docstring for the reference's output of it).
     """
 
     name = "sparsevlm"
@@ -159,7 +169,14 @@ class SparseVLM(LLMMethod):
 
         official = (num_layers, n_visual, tuple(self.layers)) == (32, 576, (2, 6, 15))
         if official and budget in OFFICIAL_KEEPS and self.budget_mode == "layer_average":
-            return fit_last(stages(1.0), budget, n_visual, num_layers)
+            if not self.recycle:
+                return fit_last(stages(1.0), budget, n_visual, num_layers)
+            # the reference's own count: each list entry plain, its recycled tokens on top
+            out, present = [], n_visual
+            for stage in stages(1.0):
+                present = stage.keep + _clusters_for(present - stage.keep)
+                out.append(LLMStage(stage.layer, present, stage.score_layer))
+            return out
 
         if self.budget_mode == "after_prune":
             *head, last = stages(budget / shape[-1])

@@ -148,7 +148,7 @@ class DecoderPruner:
         top = ranked.topk(stage.keep, dim=1).indices
         keep_local = (~vis).clone()
         keep_local.scatter_(1, top, True)
-        ctx.hidden = hidden  # merge the scoring layer's output, which is what moves on
+        ctx.hidden = hidden  # merge the states being cut (this layer's input), which is what moves on
         replacement = self.method.merge(stage, ctx, scores, top)
         if replacement is not None and ctx.hidden.shape[1] == hidden.shape[1]:
             hidden = torch.where(keep_local[..., None], replacement.to(hidden.dtype), hidden)
