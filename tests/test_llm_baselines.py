@@ -11,7 +11,7 @@ from flowcut.methods.fastv import FastV
 from flowcut.methods.pdrop import PDrop
 from flowcut.methods.schedule import layer_average, round_half_up, scale_layer, scale_layers
 from flowcut.methods.sparsevlm import OFFICIAL_KEEPS, SparseVLM, dpc_knn, text_raters
-from flowcut.methods.vflowopt import VFlowOpt, recycle_select
+from flowcut.methods.vflowopt import RELEASES, VFlowOpt, recycle_select
 
 N = 576
 LLM = (FastV, PDrop, SparseVLM)
@@ -252,3 +252,34 @@ def test_vflowopt_select_and_schedule() -> None:
         assert torch.equal(sel.tokens[b, rows], trace.feats[b, top.sort().values])
     with pytest.raises(FlowcutError, match="alpha_v"):
         VFlowOpt(alpha_v=0.1)
+    assert torch.equal(sel.importance, importance)  # handed on to the LLM stage
+
+
+def test_vflowopt_releases() -> None:
+    # 25%: shares 0.9833 and 0.8773 before layers 9 and 18 of 28 -> 10 and 21 of 32; the vision keep
+    # T_v = 64 * 28 / (9 + 9 * 0.9833 + 10 * 0.9833 * 0.8773) = 64 / 0.9456 = 67.7 -> 68
+    quarter = VFlowOpt(release="25%")
+    assert quarter.vision_keep(64, N) == 68 and quarter.m == pytest.approx(15.58, abs=0.01)
+    stages = quarter.schedule(64, 32, 68)
+    assert [(s.layer, s.score_layer) for s in stages] == [(10, 9), (21, 20)] and stages[0].keep == 67
+    assert round_half_up(layer_average(stages, 68, 32)) == 64
+    # after_prune: T_v = 64 / (0.9833 * 0.8773) = 74.2 -> 74; the last stage keeps exactly 64
+    after = VFlowOpt(release="25%", budget_mode="after_prune")
+    assert after.vision_keep(64, N) == 74 and after.schedule(64, 32, 74)[-1].keep == 64
+    # each release's LLM shares at the paper's depth give its own keep ratio (0.1 / 0.25 / 0.5)
+    for release, ratio in (("10%", 0.10), ("25%", 0.25), ("50%", 0.50)):
+        assert RELEASES[release][2] * VFlowOpt(release=release)._after_vision() == pytest.approx(ratio, abs=0.001)
+    # a shallow LLM gets the stages that fit
+    assert [s.layer for s in VFlowOpt(release="50%").schedule(300, 2, 576)] == [1]
+    with pytest.raises(FlowcutError, match="release"):
+        VFlowOpt(release="20%")
+
+
+def test_vflowopt_llm_score_is_the_vision_importance_when_given() -> None:
+    visual = torch.tensor([[False, True, True, True, False]])
+    attn = torch.rand(1, 2, 5, 5).softmax(-1)
+    prior = torch.tensor([[0.0, 0.3, 0.9, 0.1, 0.0]])
+    stage = LLMStage(2, 2, 1)
+    assert torch.equal(VFlowOpt().score(stage, fake_ctx(attn, visual, torch.tensor([4]), vision_scores=prior)), prior)
+    from_attention = VFlowOpt().score(stage, fake_ctx(attn, visual, torch.tensor([4])))
+    assert torch.allclose(from_attention, attn[:, :, 4].mean(1))

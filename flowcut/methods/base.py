@@ -53,10 +53,13 @@ class Selection:
         indices: [B, K] kept patch positions in the original grid, ascending.
         tokens: [B, T, D] tokens to send instead of ``feats[indices]`` when the method
             builds its own (VisionZip's [CLS] and merged tokens); None otherwise.
+        importance: [B, N] the score the method ranked every patch by, when a later LLM stage of
+            the same method ranks by it again (VFlowOpt); None otherwise.
     """
 
     indices: Tensor
     tokens: Tensor | None = None
+    importance: Tensor | None = None
 
 
 @dataclass
@@ -103,6 +106,10 @@ class LLMScoreContext:
         last: [B] position of the last prompt token.
         text_raters: [B, P] bool, text tokens chosen as raters at the LLM input (SparseVLM).
         values: callable() -> [B, H, P, hd] this layer's value vectors.
+        vision_scores: [B, P] the vision stage's importance of each current visual token (a
+            recycled token carries its anchor patch's), +inf for visual tokens that are no
+            patch (LLaVA-NeXT newlines), 0 elsewhere; None unless the method's vision stage
+            gave one (``Selection.importance``).
     """
 
     attention: Any
@@ -111,6 +118,7 @@ class LLMScoreContext:
     last: Tensor
     values: Any
     text_raters: Tensor | None = None
+    vision_scores: Tensor | None = None
 
 
 @dataclass

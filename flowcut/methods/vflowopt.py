@@ -9,9 +9,15 @@ Flow-Guided Optimization", arXiv 2508.05211 (ICCV 2025). Reference code: sihany0
   one recycled token per grid cell (cell of patch (r, c) = ``(floor(r / m), floor(c / m))``)
   that holds pruned patches. The recycled token is the importance-weighted mean of the cell's
   pruned patches and sits at the position of the most important of them.
-* LLM stage: before layer 18 of 28, keep ``llm_ratio`` of the visual tokens (the released
-  config's layer-9 stage keeps ratio 1.0 and is omitted). ``T_v`` is chosen so that the
-  layer average is T (``layer_average``) or the LLM stage keeps T (``after_prune``).
+* LLM stages: before layers 9 and 18 of 28, keep the release's share of the visual tokens
+  present (a share of 1.0, the 10% release's layer 9, is no stage), ranked by the vision
+  stage's importance map again, as the reference's generation path (``use_cache=True``)
+  does: its ``VIT_ATTN_MAP`` is the vision importance of the tokens the vision stage kept, a
+  recycled token carrying its anchor's. ``T_v`` is chosen so that the layer average is T
+  (``layer_average``) or the last LLM stage keeps T (``after_prune``).
+* Releases: the reference ships one searched configuration per keep ratio (10%, 25%, 50% in
+  ``llava_onevision_training_free.py``); ``release`` picks one, the 10% one by default (64 of
+  576 tokens is 11%). The cell side ``m`` and the LLM shares come from it.
 
 Deviations from the reference code, on purpose:
 
@@ -22,8 +28,9 @@ Deviations from the reference code, on purpose:
 * Exact count: the reference keeps ``N - reduce - int(N / m**2)`` patches and then adds one
   token per cell, so its total varies; we solve the plain count so that plain + recycled is
   exactly ``T_v``.
-* LLM score: last-prompt-token attention of the layer before the cut, head mean (the
-  reference's no-cache path); its cached generation path re-uses the vision importance map.
+* LLM score without a vision importance map (a hand-built trace, another plumbing):
+  last-prompt-token attention of the layer before the cut, head mean, as the reference's
+  no-cache path would (that path raises on the released configs, whose LLM ratio is a list).
 * Cells come from positions in the trace; a trace restricted to the valid patches of a padded
   LLaVA-NeXT crop renumbers them, so there the cells are only approximately square.
 * ``T_v`` uses the paper's 18/28 split (``select`` does not know the depth L); ``schedule``
@@ -45,7 +52,15 @@ from .fastv import last_token_attention
 from .schedule import BudgetMode, check_request, fit_last, round_half_up, scale_layers
 
 PAPER_DEPTH = 28  # Qwen2-7B in LLaVA-OneVision
-PAPER_LLM_LAYER = 18  # illava_llm_k = 9-18, ratios [1.0, 0.6011]
+PAPER_LLM_LAYERS = (9, 18)  # illava_llm_k
+
+# llava_onevision_training_free.py: keep ratio -> (illava_vit_t, illava_vit_m, illava_vit_r,
+# illava_llm_r); each LLM share is of the visual tokens present at that layer
+RELEASES: dict[str, tuple[float, float, float, tuple[float, float]]] = {
+    "10%": (39.26492840997221, 17.386981849158786, 0.11661529508161146, (1.0, 0.6011)),
+    "25%": (34.759552803070484, 15.580797034937687, 0.2651026358526424, (0.9833433139039235, 0.8773258179532721)),
+    "50%": (28.683047941520474, 11.756787150848968, 0.7233201448753168, (0.748747637472693, 0.487)),
+}
 
 
 def recycle_select(feats: Tensor, score: Tensor, grid: tuple[int, int], keep: int, m: float) -> Selection:
@@ -97,7 +112,7 @@ def recycle_select(feats: Tensor, score: Tensor, grid: tuple[int, int], keep: in
 
 @dataclass
 class VFlowOpt(VisionMethod, LLMMethod):
-    """VFlowOpt with the released 10% configuration; a vision stage, then one LLM stage.
+    """VFlowOpt with one of the released configurations; a vision stage, then its LLM stages.
 
     The plumbing runs ``select`` on the vision side, then treats the method as an
     :class:`LLMMethod` whose ``schedule`` gets ``n_visual`` = the ``T_v`` tokens kept.
@@ -105,10 +120,8 @@ class VFlowOpt(VisionMethod, LLMMethod):
 
     name = "vflowopt"
     kind: ClassVar[Kind] = "vision"  # the vision stage runs first; the LLM stage follows
-    # released 10% config (llava_onevision_training_free.py), found by the paper's search
-    t: float = 39.26  # global-token threshold; unused, the relay row stands for the globals
-    m: float = 17.39  # recycling cell side in patches (2x2 cells on a 24x24 or 27x27 grid)
-    llm_ratio: float = 0.6011  # share of visual tokens kept at the LLM stage
+    # the searched configuration (t, m and the LLM shares; its vision keep follows from the budget)
+    release: str = "10%"
     alpha_v: float = 0.0  # weight of the patch-entropy term; 0 (off) in all released configs
     budget_mode: BudgetMode = "layer_average"
 
@@ -116,16 +129,28 @@ class VFlowOpt(VisionMethod, LLMMethod):
         super().__post_init__()
         if self.alpha_v != 0.0:
             raise FlowcutError("alpha_v", "the entropy term is not implemented", "0.0")
-        if not 0.0 < self.llm_ratio <= 1.0:
-            raise FlowcutError("llm_ratio", f"{self.llm_ratio} is not a ratio", "(0, 1]")
+        if self.release not in RELEASES:
+            raise FlowcutError("release", f"unknown release {self.release!r}", sorted(RELEASES))
+
+    @property
+    def m(self) -> float:
+        """Recycling cell side in patches (2x2 cells on a 24x24 or 27x27 grid in the 10% release)."""
+        return RELEASES[self.release][1]
+
+    @property
+    def llm_ratios(self) -> tuple[float, float]:
+        """Shares of the present visual tokens kept before layers 9 and 18 of 28."""
+        return RELEASES[self.release][3]
+
+    def _after_vision(self) -> float:
+        """Layer average of the visual tokens, as a multiple of ``T_v``, at the paper's depth."""
+        (a, b), (r1, r2) = PAPER_LLM_LAYERS, self.llm_ratios
+        return (a + (b - a) * r1 + (PAPER_DEPTH - b) * r1 * r2) / PAPER_DEPTH
 
     def vision_keep(self, budget: int, n_patches: int) -> int:
         """``T_v``: tokens the vision stage keeps so that the LLM side meets ``budget``."""
-        if self.budget_mode == "after_prune":
-            t_v = budget / self.llm_ratio
-        else:
-            rest = PAPER_DEPTH - PAPER_LLM_LAYER
-            t_v = budget * PAPER_DEPTH / (PAPER_LLM_LAYER + rest * self.llm_ratio)
+        r1, r2 = self.llm_ratios
+        t_v = budget / (r1 * r2) if self.budget_mode == "after_prune" else budget / self._after_vision()
         return min(max(round_half_up(t_v), budget), n_patches)
 
     def select(self, trace: VisionTrace, budget: int) -> Selection:
@@ -136,22 +161,30 @@ class VFlowOpt(VisionMethod, LLMMethod):
             b = trace.feats.shape[0]
             return Selection(indices=torch.arange(n, device=trace.feats.device).expand(b, n))
         importance = trace.relay_attn.float().mean(dim=1)
-        return recycle_select(trace.feats, importance, trace.grid, keep, self.m)
+        sel = recycle_select(trace.feats, importance, trace.grid, keep, self.m)
+        sel.importance = importance  # the LLM stages rank by it again
+        return sel
 
     def schedule(self, budget: int, num_layers: int, n_visual: int) -> list[LLMStage]:
-        """One stage before layer 18/28 of the depth, scored at the layer before it.
+        """A stage before layers 9 and 18 of 28 (scaled to the depth) for each share below 1.
 
         Args:
             n_visual: the ``T_v`` tokens the vision stage kept.
         """
         check_request(self.budget_mode, budget, n_visual)
-        layers = scale_layers([PAPER_LLM_LAYER], num_layers, PAPER_DEPTH)
-        keep = round_half_up(n_visual * self.llm_ratio)
-        stages = [LLMStage(layer=layer, keep=keep, score_layer=layer - 1) for layer in layers]
+        shares = [share for share in self.llm_ratios if share < 1.0]
+        paper = [layer for layer, share in zip(PAPER_LLM_LAYERS, self.llm_ratios, strict=True) if share < 1.0]
+        stages, present = [], n_visual
+        for layer, share in zip(scale_layers(paper, num_layers, PAPER_DEPTH), shares):  # shallow: fewer stages
+            present = round_half_up(present * share)
+            stages.append(LLMStage(layer=layer, keep=present, score_layer=layer - 1))
         if self.budget_mode == "after_prune" and stages:
-            return [LLMStage(stages[0].layer, budget, stages[0].score_layer)]
+            return [*stages[:-1], LLMStage(stages[-1].layer, budget, stages[-1].score_layer)]
         return fit_last(stages, budget, n_visual, num_layers)
 
     def score(self, stage: LLMStage, ctx: LLMScoreContext) -> Tensor:
-        """[B, P] last-prompt-token attention, mean over heads."""
+        """[B, P] the vision stage's importance of each visual token; without it, the last
+        prompt token's attention, mean over heads."""
+        if ctx.vision_scores is not None:
+            return ctx.vision_scores
         return last_token_attention(ctx)

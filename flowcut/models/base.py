@@ -41,6 +41,8 @@ class Prepared:
         vision_flops: FLOPs spent in the vision tower and projector, per sample.
         labels: per sample, [n_visual] what each visual prompt token is, in prompt order:
             crop * patches_per_crop + patch, or -1 (newline, [CLS], merged token).
+        patch_scores: per sample, [crops * patches_per_crop] the vision stage's patch importance
+            (``Selection.importance``, indexed like ``labels``); empty when the method gave none.
     """
 
     inputs_embeds: Tensor
@@ -53,6 +55,18 @@ class Prepared:
     vision_flops: list[float] = field(default_factory=list)
     labels: list[Tensor] = field(default_factory=list)
     patches_per_crop: int = 0
+    patch_scores: list[Tensor] = field(default_factory=list)
+
+    def vision_scores(self) -> Tensor | None:
+        """[B, P] ``patch_scores`` at each visual prompt position (+inf where the label is -1), 0 elsewhere."""
+        if not self.patch_scores:
+            return None
+        out = torch.zeros(self.visual.shape, dtype=torch.float32, device=self.visual.device)
+        for b, (lab, scores) in enumerate(zip(self.labels, self.patch_scores, strict=True)):
+            lab = lab.to(scores.device)
+            vals = torch.where(lab >= 0, scores.float()[lab.clamp_min(0)], float("inf"))
+            out[b, self.visual[b]] = vals.to(out.device)
+        return out
 
 
 class VLMAdapter:
@@ -197,6 +211,7 @@ class VLMAdapter:
             prep.drop,
             raters,
             cache,
+            prep.vision_scores() if stages else None,
         )
         with pruner:
             out = self.model.generate(

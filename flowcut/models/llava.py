@@ -20,7 +20,7 @@ from ..errors import FlowcutError
 from ..measure import vit_layer_flops
 from ..methods import Method
 from .base import Prepared, VLMAdapter
-from .tower import TowerResult, run_clip
+from .tower import TowerResult, cat_or_none, run_clip
 
 
 class LlavaAdapter(VLMAdapter):
@@ -73,6 +73,7 @@ class LlavaAdapter(VLMAdapter):
                 tokens=torch.cat([p.tokens for p in parts]),
                 indices=torch.cat([p.indices for p in parts]),
                 layer_tokens=[sum(x) for x in zip(*(p.layer_tokens for p in parts))],
+                importance=cat_or_none([p.importance for p in parts]),
             )
         res = run_clip(vm, pixels, cfg.vision_feature_layer, method, budget, valid)
         res.layer_tokens = [n * pixels.shape[0] for n in res.layer_tokens]
@@ -119,4 +120,6 @@ class LlavaAdapter(VLMAdapter):
             pad = res.tokens.shape[1] - res.indices.shape[1]
             prep.labels = [torch.cat([res.indices[i].cpu(), torch.full((max(pad, 0),), -1)]) for i in range(len(images))]
         prep.patches_per_crop = self.patches_per_crop
+        if res.importance is not None:
+            prep.patch_scores = list(res.importance)
         return prep

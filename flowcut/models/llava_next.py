@@ -90,6 +90,7 @@ class LlavaNextAdapter(LlavaAdapter):
                 jobs.setdefault((share, b if per_image else -1), []).append((b, j))
         kept: dict[tuple[int, int], Tensor] = {}
         toks: dict[tuple[int, int], Tensor] = {}
+        scores: dict[tuple[int, int], Tensor] = {}
         flops = [0.0] * len(images)
         for (share, _), members in jobs.items():
             crops = torch.stack([pixels[b, j] for b, j in members])
@@ -100,6 +101,8 @@ class LlavaNextAdapter(LlavaAdapter):
             for row, key in enumerate(members):
                 kept[key], toks[key] = res.indices[row], proj[row]
                 flops[key[0]] += per_crop
+                if res.importance is not None:
+                    scores[key] = res.importance[row]
         feats, ids, kept_out, labels = [], [], [], []
         newline = self.model.model.image_newline
         for b, c in enumerate(counts):
@@ -142,4 +145,6 @@ class LlavaNextAdapter(LlavaAdapter):
         prep.grids = [[(side, side)] * c for c in counts]
         prep.vision_flops = flops
         prep.labels, prep.patches_per_crop = labels, n
+        if scores:
+            prep.patch_scores = [torch.cat([scores[(b, j)] for j in range(c)]) for b, c in enumerate(counts)]
         return prep

@@ -61,6 +61,7 @@ class DecoderPruner:
             the LLM, as for Qwen2-VL), or None.
         raters: [B, P] bool text raters (SparseVLM), or None.
         cache: the PruningCache passed to ``generate``.
+        vision_scores: [B, P] the vision stage's importance per prompt position (VFlowOpt), or None.
     """
 
     def __init__(
@@ -73,11 +74,12 @@ class DecoderPruner:
         drop: Tensor | None,
         raters: Tensor | None,
         cache: PruningCache,
+        vision_scores: Tensor | None = None,
     ) -> None:
         self.layers, self.visual, self.pad, self.method = layers, visual, pad, method
         self.stages = {s.layer: s for s in stages}
         self.scorers = {s.score_layer: s for s in stages}
-        self.drop, self.raters, self.cache = drop, raters, cache
+        self.drop, self.raters, self.cache, self.vision_scores = drop, raters, cache, vision_scores
         self.prompt_len = visual.shape[1]
         self.keep: Tensor | None = None  # [B, P_cur] original positions alive at prefill
         self.layer_keep: dict[int, Tensor] = {}
@@ -229,6 +231,8 @@ class DecoderPruner:
             return keys_values(attn.v_proj)
 
         raters = self.raters.gather(1, keep) if self.raters is not None else None
+        prior = self.vision_scores.gather(1, keep) if self.vision_scores is not None else None
         return LLMScoreContext(
-            attention=attention, hidden=hidden, visual=visual, last=last, values=values, text_raters=raters
+            attention=attention, hidden=hidden, visual=visual, last=last, values=values, text_raters=raters,
+            vision_scores=prior,
         )

@@ -49,7 +49,7 @@ class Qwen2VLAdapter(VLMAdapter):
         from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision
 
         vc = self.model.config.vision_config
-        full, kept, flops, start = [], [], [], 0
+        full, kept, flops, scores, start = [], [], [], [], 0
         for b, g in enumerate(grids):
             n_patch = int(g.prod())
             res = run_qwen2_vl(
@@ -64,6 +64,8 @@ class Qwen2VLAdapter(VLMAdapter):
             feats[res.indices[0]] = res.tokens[0]
             full.append(feats)
             kept.append([res.indices[0]])
+            if res.importance is not None:
+                scores.append(res.importance[0])
             flops.append(
                 sum(vit_layer_flops(n, vc.embed_dim, int(vc.embed_dim * vc.mlp_ratio)) for n in res.layer_tokens)
             )
@@ -93,4 +95,5 @@ class Qwen2VLAdapter(VLMAdapter):
         prep.grids = [[s] for s in side]
         prep.vision_flops = flops
         prep.labels, prep.patches_per_crop = [torch.arange(n) for n in counts], counts[0]
+        prep.patch_scores = scores if len(scores) == len(images) else []
         return prep

@@ -26,11 +26,13 @@ class TowerResult:
         tokens: [B, T, D] vision features to project (pre-projector), T == budget.
         indices: [B, K] kept positions in the original patch (or merge-group) grid.
         layer_tokens: tokens (incl. [CLS]) each run layer processed, for FLOPs.
+        importance: [B, N] the method's patch importance (``Selection.importance``), or None.
     """
 
     tokens: Tensor
     indices: Tensor
     layer_tokens: list[int]
+    importance: Tensor | None = None
 
 
 @contextmanager
@@ -139,13 +141,22 @@ def run_clip(
         rows = range(trace.feats.shape[0])
         parts = [_apply_selection(method, _restrict(trace, r, valid[r]), budget, layer_tokens) for r in rows]
         for b_, part in enumerate(parts):
-            part.indices = valid[b_].nonzero().flatten()[part.indices]
+            at = valid[b_].nonzero().flatten()
+            part.indices = at[part.indices]
+            if part.importance is not None:  # back on the whole grid; padding patches rank last
+                full = part.importance.new_full((1, valid.shape[1]), float("-inf"))
+                part.importance = full.index_copy(1, at, part.importance)
         return TowerResult(
             tokens=torch.cat([p.tokens for p in parts]),
             indices=torch.cat([p.indices for p in parts]),
             layer_tokens=layer_tokens,
+            importance=cat_or_none([p.importance for p in parts]),
         )
     return _apply_selection(method, trace, budget, layer_tokens)
+
+
+def cat_or_none(parts: list[Tensor | None]) -> Tensor | None:
+    return None if any(p is None for p in parts) else torch.cat(parts)  # type: ignore[arg-type]
 
 
 def _restrict(trace: VisionTrace, b: int, valid: Tensor) -> VisionTrace:
@@ -168,7 +179,7 @@ def _apply_selection(method: Method, trace: VisionTrace, budget: int, layer_toke
         b, n = trace.feats.shape[:2]
         sel = Selection(indices=torch.arange(n, device=trace.feats.device).expand(b, n))
     tokens = sel.tokens if sel.tokens is not None else _gather(trace.feats, sel.indices)
-    return TowerResult(tokens=tokens, indices=sel.indices, layer_tokens=layer_tokens)
+    return TowerResult(tokens=tokens, indices=sel.indices, layer_tokens=layer_tokens, importance=sel.importance)
 
 
 def run_qwen2_vl(
