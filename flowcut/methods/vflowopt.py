@@ -1,4 +1,4 @@
-"""VFlowOpt: vision-side pruning with cell recycling, then one LLM cut.
+"""VFlowOpt: vision-side pruning with cell recycling, then LLM cuts.
 
 Paper: Yang et al., "VFlowOpt: A Token Pruning Framework for LMMs with Visual Information
 Flow-Guided Optimization", arXiv 2508.05211 (ICCV 2025). Reference code: sihany077/VFlowOpt
@@ -33,8 +33,13 @@ Deviations from the reference code, on purpose:
   no-cache path would (that path raises on the released configs, whose LLM ratio is a list).
 * Cells come from positions in the trace; a trace restricted to the valid patches of a padded
   LLaVA-NeXT crop renumbers them, so there the cells are only approximately square.
-* ``T_v`` uses the paper's 18/28 split (``select`` does not know the depth L); ``schedule``
-  then fits the LLM keep so that the average at the actual depth rounds to T.
+* ``T_v`` uses the paper's 9/18 of 28 split (``select`` does not know the depth L);
+  ``schedule`` then fits the last LLM keep so that the average at the actual depth rounds to T.
+* Recycling on every image. The reference recycles in its multi-crop (AnyRes) branch, the
+  one LLaVA-OneVision runs; its single-tensor branch keeps a plain top-k, and one crop in the
+  spatial branch is not pruned. LLaVA-1.5 feeds one crop, and we keep the paper's method.
+* The LLM keep rounds half up from the share; the reference removes ``round(n * (1 - share))``
+  (the two can differ by one token).
 """
 
 from __future__ import annotations
