@@ -285,3 +285,44 @@ def test_prepared_vision_scores_follow_the_labels() -> None:
     prep.patch_scores = [torch.arange(8.0) / 10, torch.tensor([0.5, 0.1, 0.2, 0.9])]
     expected = torch.tensor([[0, 0.1, float("inf"), 0.6, 0.7, 0], [0, 0, 0.9, 0.5, 0, 0]])
     assert torch.allclose(prep.vision_scores(), expected)
+
+
+@pytest.mark.parametrize("positions", ["contiguous", "original"])
+def test_llm_cuts_renumber_positions_when_the_method_asks(
+    adapter: VLMAdapter, images: list, positions: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PDrop's and SparseVLM v1.0's references renumber the kept tokens without gaps after a cut,
+    and a decoded token's position at a layer drops by the tokens that layer lost; FastV keeps them."""
+    from flowcut.models.llm_prune import DecoderPruner
+
+    seen = []
+    pre = DecoderPruner._pre
+
+    def recording(self, i, args, kwargs):
+        args, kw = pre(self, i, args, kwargs)
+        seen.append((i, kw["position_ids"].clone(), kw["position_embeddings"][0].clone(), self))
+        return args, kw
+
+    monkeypatch.setattr(DecoderPruner, "_pre", recording)
+    method = make_method("pdrop", positions=positions, budget_mode="after_prune")
+    adapter.generate(images[:1], QUESTIONS[:1], method, BUDGETS[adapter.model_type], max_new_tokens=3)
+    pruner = seen[0][3]
+    first_cut = min(pruner.stages)
+    renumbered = positions == "contiguous" and adapter.rope_1d  # Qwen2-VL keeps its multimodal ids
+    n_prompt, decoded, checked = pruner.prompt_len, {}, 0
+    for i, pos, cos, _ in seen:
+        if pos.dim() != 2:  # Qwen2-VL's [3, B, P] multimodal ids: never renumbered
+            assert not adapter.rope_1d
+            continue
+        dropped = n_prompt - pruner.layer_keep[i].shape[1]
+        if pos.shape[1] > 1:  # prefill: the tokens this layer runs on
+            expected = torch.arange(pos.shape[1]) if renumbered else pruner.layer_keep[i][0].cpu()
+        else:  # a decoded token: its logical position counts every prompt token
+            decoded[i] = decoded.get(i, 0) + 1
+            logical = n_prompt + decoded[i] - 1
+            expected = torch.tensor([logical - dropped if renumbered else logical])
+        assert torch.equal(pos[0].cpu(), expected), (i, pos, expected)
+        if renumbered and i >= first_cut:
+            assert torch.allclose(cos, adapter.text_model.rotary_emb(cos, pos)[0]), "rotary for the new positions"
+            checked += 1
+    assert checked or not renumbered

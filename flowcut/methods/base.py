@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from ..errors import FlowcutError
+
 Kind = Literal["vision", "encoder", "llm"]
 
 
@@ -162,9 +164,22 @@ class EncoderMethod(Method):
         return None
 
 
+POSITIONS = ("original", "contiguous")
+Positions = Literal["original", "contiguous"]
+
+
 class LLMMethod(Method):
     kind: ClassVar[Kind] = "llm"
     budget_mode: Literal["layer_average", "after_prune"] = "layer_average"
+    # position ids of the tokens a cut leaves: "original" keeps theirs (FastV's in-place mode);
+    # "contiguous" renumbers them without gaps (PDrop's and SparseVLM v1.0's references), on
+    # models with 1D rotary positions (the plumbing keeps the original ones on Qwen2-VL)
+    positions: Positions = "original"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.positions not in POSITIONS:
+            raise FlowcutError("positions", f"unknown mode {self.positions!r}", list(POSITIONS))
 
     def schedule(self, budget: int, num_layers: int, n_visual: int) -> list[LLMStage]:
         raise NotImplementedError

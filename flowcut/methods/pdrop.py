@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from .base import LLMMethod, LLMScoreContext, LLMStage
+from .base import LLMMethod, LLMScoreContext, LLMStage, Positions
 from .fastv import last_token_attention
 from .schedule import (
     BudgetMode,
@@ -51,6 +51,7 @@ class PDrop(LLMMethod):
     # at (2, 8, 16) with lam solved for the target (Cooperx521/PyramidDrop#29, pointing to #10).
     layers: tuple[int, ...] = (2, 8, 16)
     budget_mode: BudgetMode = "layer_average"
+    positions: Positions = "contiguous"  # as the reference renumbers after each drop
 
     def _stages(self, lam: float, layers: list[int], n_visual: int) -> list[LLMStage]:
         keeps = [min(max(round_half_up(n_visual * lam**i), 1), n_visual) for i in range(1, len(layers) + 1)]

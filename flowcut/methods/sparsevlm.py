@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import LLMMethod, LLMScoreContext, LLMStage
+from .base import LLMMethod, LLMScoreContext, LLMStage, Positions
 from .schedule import (
     BudgetMode,
     check_request,
@@ -147,6 +147,7 @@ class SparseVLM(LLMMethod):
     layers: tuple[int, ...] = (2, 6, 15)
     recycle: bool = True  # v1.0 merges dropped tokens; v2.0 ("USE_VERSION=2_0") does not
     budget_mode: BudgetMode = "layer_average"
+    positions: Positions = "contiguous"  # v1.0 truncates its position ids; v2.0 keeps them ("original")
 
     text_raters = staticmethod(text_raters)
 

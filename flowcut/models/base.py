@@ -73,6 +73,7 @@ class VLMAdapter:
     """Base adapter; subclasses implement :meth:`prepare` and :meth:`visual_tokens`."""
 
     model_type: str = ""
+    rope_1d = True  # the text model's rotary positions are one index per token (Qwen2-VL's are not)
 
     def __init__(self, model: nn.Module, processor: Any) -> None:
         self.model = model.eval()
@@ -212,6 +213,7 @@ class VLMAdapter:
             raters,
             cache,
             prep.vision_scores() if stages else None,
+            getattr(self.text_model, "rotary_emb", None) if self.rope_1d else None,
         )
         with pruner:
             out = self.model.generate(

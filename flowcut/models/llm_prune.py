@@ -3,10 +3,13 @@
 At prefill, a pre-hook on every decoder layer (1) slices the layer's keyword arguments
 (mask, rotary embeddings, position ids) to the tokens still present, (2) lets the method
 score at its scoring layers, and (3) cuts the hidden states at its stage layers. Kept
-tokens keep their original positions (FastV's in-place mode). Each layer's KV cache then
-holds only what that layer saw; during decoding the same hook narrows the mask columns to
-that layer's kept keys. :class:`PruningCache` reports the *logical* length, so
-``generate`` keeps counting positions and mask columns in the unpruned coordinates.
+tokens keep their original positions (FastV's in-place mode), or, for a method whose
+``positions`` is ``"contiguous"`` (PDrop's and SparseVLM v1.0's references), are renumbered
+without gaps after each cut, and a decoded token's position at a layer drops by the tokens
+that layer lost. Each layer's KV cache then holds only what that layer saw; during decoding
+the same hook narrows the mask columns to that layer's kept keys. :class:`PruningCache`
+reports the *logical* length, so ``generate`` keeps counting positions and mask columns in
+the unpruned coordinates.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from transformers import DynamicCache
 
+from ..errors import FlowcutError
 from ..methods.base import LLMMethod, LLMScoreContext, LLMStage
 
 
@@ -62,6 +66,8 @@ class DecoderPruner:
         raters: [B, P] bool text raters (SparseVLM), or None.
         cache: the PruningCache passed to ``generate``.
         vision_scores: [B, P] the vision stage's importance per prompt position (VFlowOpt), or None.
+        rotary_emb: the text model's rotary embedding module when its positions are 1D (not
+            Qwen2-VL's multimodal ones); ``method.positions == "contiguous"`` needs it.
     """
 
     def __init__(
@@ -75,11 +81,17 @@ class DecoderPruner:
         raters: Tensor | None,
         cache: PruningCache,
         vision_scores: Tensor | None = None,
+        rotary_emb: nn.Module | None = None,
     ) -> None:
         self.layers, self.visual, self.pad, self.method = layers, visual, pad, method
         self.stages = {s.layer: s for s in stages}
         self.scorers = {s.score_layer: s for s in stages}
         self.drop, self.raters, self.cache, self.vision_scores = drop, raters, cache, vision_scores
+        # renumbering needs 1D rotary positions: a model with multimodal ones (Qwen2-VL) passes
+        # no rotary_emb and keeps the original positions, as no reference defines the other
+        contiguous = getattr(method, "positions", "original") == "contiguous"
+        self.contiguous = contiguous and rotary_emb is not None and bool(stages)
+        self.rotary_emb = rotary_emb
         self.prompt_len = visual.shape[1]
         self.keep: Tensor | None = None  # [B, P_cur] original positions alive at prefill
         self.layer_keep: dict[int, Tensor] = {}
@@ -178,20 +190,42 @@ class DecoderPruner:
                 kw["position_ids"] = _rows(pos.expand(keep.shape[0], -1), keep, 1)
             else:  # [3 or 4, B, P] multimodal rope ids
                 kw["position_ids"] = torch.stack([_rows(p.expand(keep.shape[0], -1), keep, 1) for p in pos])
+        if self.contiguous:
+            # keep is ascending, so keep[j] - j positions before the j-th kept one were cut
+            gaps = keep - torch.arange(keep.shape[1], device=keep.device)
+            kw = self._renumber(kw, self._positions(kw, keep) - gaps)
+        return kw
+
+    def _positions(self, kw: dict, keep: Tensor) -> Tensor:
+        pos = kw.get("position_ids")
+        if not isinstance(pos, Tensor) or pos.dim() != 2:
+            raise FlowcutError("positions", "contiguous positions need 1D position ids (not multimodal rotary ones)",
+                               ["original"])  # fmt: skip
+        return pos if pos.shape[1] == keep.shape[1] else _rows(pos.expand(keep.shape[0], -1), keep, 1)
+
+    def _renumber(self, kw: dict, pos: Tensor) -> dict:
+        """``kw`` with ``pos`` as position ids and the rotary embeddings computed for them."""
+        assert self.rotary_emb is not None
+        kw = dict(kw)
+        ref = kw["position_embeddings"][0]
+        kw["position_ids"] = pos
+        kw["position_embeddings"] = self.rotary_emb(ref, pos)
         return kw
 
     def _decode_kwargs(self, i: int, kwargs: dict) -> dict:
         mask = kwargs.get("attention_mask")
         kept = self.layer_keep.get(i)
-        if not isinstance(mask, Tensor) or kept is None or kept.shape[1] == self.prompt_len:
+        if kept is None or kept.shape[1] == self.prompt_len:
             return kwargs
-        total = mask.shape[-1]
-        b = kept.shape[0]
-        new = torch.arange(self.prompt_len, total, device=kept.device).expand(b, -1)
-        cols = torch.cat([kept, new], dim=1)
-        kw = dict(kwargs)
-        m = mask.expand(b, *mask.shape[1:])
-        kw["attention_mask"] = _rows(m, cols, 3)
+        b, kw = kept.shape[0], dict(kwargs)
+        if isinstance(mask, Tensor):  # None when nothing needs masking (one row, no padding)
+            new = torch.arange(self.prompt_len, mask.shape[-1], device=kept.device).expand(b, -1)
+            kw["attention_mask"] = _rows(mask.expand(b, *mask.shape[1:]), torch.cat([kept, new], dim=1), 3)
+        if self.contiguous:  # this layer lost prompt_len - kept tokens before every new one
+            pos = kw.get("position_ids")
+            if not isinstance(pos, Tensor) or pos.dim() != 2:
+                raise FlowcutError("positions", "contiguous positions need 1D position ids", ["original"])
+            kw = self._renumber(kw, pos.expand(b, -1) - (self.prompt_len - kept.shape[1]))
         return kw
 
     # -- what a method may read ---------------------------------------------------------

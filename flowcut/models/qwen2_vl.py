@@ -23,6 +23,7 @@ from .tower import run_qwen2_vl
 
 class Qwen2VLAdapter(VLMAdapter):
     model_type = "qwen2_vl"
+    rope_1d = False  # multimodal rotary ids: LLM-side cuts keep the original positions
     template = (
         "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n"
     )
