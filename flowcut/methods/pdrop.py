@@ -11,14 +11,14 @@ that the average over all L layers rounds to T (the last stage is then fitted ex
 the maintainer advises for budgets the paper's lam = 0.5 does not give (PyramidDrop#29, #10);
 ``after_prune`` uses ``lam = (T / N) ** (1 / stages)`` and makes the last stage keep T.
 
+Positions: the tokens left after a drop are renumbered without gaps and decoded tokens lose
+the dropped count at each layer, as the reference does (``position_ids[i, :cur_len] =
+arange(cur_len)``); ``positions="original"`` keeps their ids instead.
+
 Deviations from the reference code, on purpose:
 
 * Default layers (2, 8, 16), not (8, 16, 24); see the field comment.
 * Stage layers are given for a 32-layer LLM and scaled to the model's depth.
-* Kept tokens keep their original position ids, as for every LLM-side method here; the
-  reference renumbers the sequence contiguously after each drop (``position_ids[i, :cur_len] =
-  arange(cur_len)``, and subtracts the dropped count while decoding), which shortens the RoPE
-  distance between the question and the image at the later stages.
 * Keeps round half up; the reference takes ``int(N * ratio)`` (the same at lam = 0.5).
 """
 

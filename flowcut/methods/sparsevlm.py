@@ -31,8 +31,8 @@ Deviations from the reference code, on purpose:
 * Recycled tokens sit in the prompt slots of the highest-scored dropped tokens, in the order
   of their cluster centres' positions; the reference appends them after the kept visual
   tokens.
-* Positions: kept tokens keep their original position ids (as every LLM-side method here,
-  and as the reference's v2.0 "Keep Position ID"); v1.0 renumbers them contiguously.
+* Positions: renumbered without gaps after each cut, as v1.0 truncates its position ids
+  (``positions="original"`` keeps them, as v2.0's "Keep Position ID" does).
 * The rater-to-text softmax masks non-text columns per batch row; the reference's random
   density jitter in DPC-kNN is replaced by a deterministic tie-break (earlier index wins).
 """
