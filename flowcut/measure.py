@@ -1,12 +1,23 @@
 """Every timing, FLOP count and memory figure is taken here, so all methods are measured alike.
 
-FLOPs follow the papers' convention (FastV, FlowCut Table 5): 2 FLOPs per multiply-add,
-counting the linear layers and the two attention matmuls of every transformer layer for
-the tokens it actually processed; for a Llama layer with n tokens, width d, KV width d_kv
-and SwiGLU width m: 2 * n * (2 d^2 + 2 d d_kv + 3 d m) + 4 * n^2 * d (prefill, causal mask
-not discounted, as the papers count). Decode steps add the same with n = 1 and the cached
-length as the attention span. The vision tower is counted likewise (4 d^2 + 2 d m linear
-terms, GELU MLP) for the tokens each of its layers saw.
+FLOPs: 2 per multiply-add, counting the linear layers and the two attention matmuls of every
+transformer layer for the tokens it actually processed; for a Llama layer with n tokens,
+width d, KV width d_kv (GQA) and SwiGLU width m: 2 * n * (2 d^2 + 2 d d_kv + 3 d m) + 4 * n^2 * d
+(prefill, causal mask not discounted), checked against ``torch.utils.flop_counter`` with eager
+attention. Decode steps add the same with n = 1 and the cached length as the span, for the
+sample's own answer tokens; the LM head once per step. The vision tower (4 d^2 + 2 d m linear
+terms, GELU MLP) and the projector are counted too, for the tokens each layer saw.
+This is not the papers' unit: FastV, SparseVLM and PDrop count one FLOP per multiply-add
+(4 n d^2 + 2 n^2 d + 2 or 3 n d m per layer) and the LLM's prefill only; PDrop's 3.82 TFLOPs
+for unpruned LLaVA-1.5-7B is that formula at n = 576. Compare reductions (their ratios agree
+within 0.2 points at 64 / 128 / 192 of 576 tokens), not absolute TFLOPs.
+
+Times of a batched call are the batch's, divided by its size: amortised per-sample figures,
+not one sample's latency (run a batch of 1 for that). Vision time is all of the adapter's
+``prepare`` (image preprocessing, tower, selection, projector, prompt assembly). KV bytes are
+the sample's own: the real prompt tokens each layer kept and the sample's own answer tokens.
+Peak memory is CUDA's peak allocated since the call's start (weights included) on GPU, and
+on CPU the process's RSS high-water mark since it started, which no call can reset.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Cost:
-    """Per-sample figures of one call (all of a batch's samples share the batch's timings)."""
+    """Per-sample figures of one call: times are the batch's divided by its size, FLOPs and KV
+    bytes the sample's own, peak memory the call's (see ``flowcut.measure``)."""
 
     vision_ms: float = 0.0
     prefill_ms: float = 0.0

@@ -134,9 +134,13 @@ class JobConfig:
     data_path: str | None = None
 
     def canonical(self) -> dict[str, Any]:
+        from flowcut.methods import METHODS
         from flowcut.tasks.registry import BENCHMARKS
 
         body = {k: v for k, v in dataclasses.asdict(self).items() if k != "spec_name"}
+        version = METHODS[self.method].version
+        if version > 1:  # left out at 1, so that the ids of jobs of never-changed methods stay as they were
+            body["method_version"] = version
         return {"job": body, "benchmark": benchmark_identity(BENCHMARKS[self.benchmark])}
 
     @property

@@ -9,7 +9,7 @@ from flowcut.errors import FlowcutError
 from flowcut.methods import METHODS, LLMMethod, VisionMethod, make_method
 from flowcut.models import VLMAdapter
 
-from .conftest import make_image
+from .conftest import get_adapter, make_image
 
 PRUNING = [m for m in METHODS if m != "none"]
 BUDGET = 64
@@ -326,3 +326,27 @@ def test_llm_cuts_renumber_positions_when_the_method_asks(
             assert torch.allclose(cos, adapter.text_model.rotary_emb(cos, pos)[0]), "rotary for the new positions"
             checked += 1
     assert checked or not renumbered
+
+
+def test_costs_are_the_samples_own_batched_or_alone(adapter: VLMAdapter, images: list) -> None:
+    """KV bytes and FLOPs count a sample's own tokens: not the batch's padding, nor the tokens its
+    batch-mates go on generating after its EOS."""
+    budget, method = BUDGETS[adapter.model_type], make_method("fastv")
+    batch = adapter.generate(images[:2], QUESTIONS[:2], method, budget, max_new_tokens=4)
+    for i in range(2):
+        (alone,) = adapter.generate(images[i : i + 1], QUESTIONS[i : i + 1], method, budget, max_new_tokens=4)
+        assert batch[i].text == alone.text
+        assert batch[i].cost.kv_cache_bytes == alone.cost.kv_cache_bytes
+        assert batch[i].cost.flops == pytest.approx(alone.cost.flops)
+
+
+def test_unpruned_kv_bytes_by_hand(images: list) -> None:
+    """One sample, no pruning: every layer caches the whole prompt and all answer tokens but the last."""
+    adapter = get_adapter("llava")
+    budget = adapter.visual_tokens(images[0])
+    (one,) = adapter.generate(images[:1], QUESTIONS[:1], make_method("none"), budget, max_new_tokens=4, min_new_tokens=4)
+    cfg = adapter.text_model.config
+    prompt = len(adapter.prompt_ids(QUESTIONS[0], budget))
+    head_dim = getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)
+    per_token = 2 * cfg.num_key_value_heads * head_dim * adapter.model.dtype.itemsize
+    assert one.cost.kv_cache_bytes == cfg.num_hidden_layers * (prompt + 3) * per_token

@@ -129,6 +129,9 @@ class Method:
 
     name: ClassVar[str]
     kind: ClassVar[Kind]
+    # bumped whenever the method's output changes for the same options (a fix, a new default):
+    # part of every job's identity, so a store never serves results of the old behaviour
+    version: ClassVar[int] = 1
     seed: int = 0
     generator: torch.Generator = field(default_factory=torch.Generator, repr=False, compare=False)
 

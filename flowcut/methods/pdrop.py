@@ -50,6 +50,7 @@ class PDrop(LLMMethod):
     # drop below 576 * 8 / 32 = 144; for the 64/128 budgets the maintainer recommends cutting
     # at (2, 8, 16) with lam solved for the target (Cooperx521/PyramidDrop#29, pointing to #10).
     layers: tuple[int, ...] = (2, 8, 16)
+    version = 2  # 2: contiguous positions by default (2026-12-03)
     budget_mode: BudgetMode = "layer_average"
     positions: Positions = "contiguous"  # as the reference renumbers after each drop
 

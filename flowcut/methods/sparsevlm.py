@@ -146,6 +146,7 @@ class SparseVLM(LLMMethod):
     # v1.0 pruning_loc for a 32-layer LLM (layers that see the reduced set, see the docstring)
     layers: tuple[int, ...] = (2, 6, 15)
     recycle: bool = True  # v1.0 merges dropped tokens; v2.0 ("USE_VERSION=2_0") does not
+    version = 2  # 2: the reference's counts at 32 layers, contiguous positions (2026-12-03)
     budget_mode: BudgetMode = "layer_average"
     positions: Positions = "contiguous"  # v1.0 truncates its position ids; v2.0 keeps them ("original")
 

@@ -125,6 +125,7 @@ class VFlowOpt(VisionMethod, LLMMethod):
 
     name = "vflowopt"
     kind: ClassVar[Kind] = "vision"  # the vision stage runs first; the LLM stage follows
+    version = 2  # 2: LLM cuts ranked by the vision importance map, releases (2026-12-03)
     # the searched configuration (t, m and the LLM shares; its vision keep follows from the budget)
     release: str = "10%"
     alpha_v: float = 0.0  # weight of the patch-entropy term; 0 (off) in all released configs

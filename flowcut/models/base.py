@@ -238,19 +238,15 @@ class VLMAdapter:
         first = clock.first if clock.first is not None else t_end
         prefill_ms = (first - t_start) * 1000 - vision.ms
         total_ms = (t_end - t_start) * 1000
-        kv_bytes = sum(
-            layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
-            for layer in cache.layers
-            if getattr(layer, "keys", None) is not None
-        ) // len(images)
         schedule = pruner.visual_per_layer
         if stages:
             prep.kept = self._kept_after_llm(prep, pruner.layer_keep[n_layers - 1])
         outputs = []
-        n_new = seqs.shape[1]
         for b, text in enumerate(texts):
             p_real = int(prep.attention_mask[b].sum())
+            n_new = self._answer_length(seqs[b])
             flops = self._llm_flops(p_real, schedule, int(prep.visual[b].sum()), n_new)
+            kv_bytes = self._kv_bytes(cache, pruner, prep.attention_mask, b, n_new)
             cost = Cost(
                 vision_ms=vision.ms / len(images),
                 prefill_ms=prefill_ms / len(images),
@@ -280,6 +276,28 @@ class VLMAdapter:
             n = prep.patches_per_crop
             kept.append([labels[(labels >= 0) & (labels // n == j)] % n for j in range(len(prep.kept[b]))])
         return kept
+
+    def _answer_length(self, seq: Tensor) -> int:
+        """Tokens generated for one row, its EOS included, the padding after it not (a batch runs to its longest)."""
+        eos = self.tokenizer.eos_token_id
+        ends = (seq == eos).nonzero() if eos is not None else seq.new_zeros(0, 1)
+        return int(ends[0, 0]) + 1 if len(ends) else int(seq.shape[0])
+
+    @staticmethod
+    def _kv_bytes(cache: PruningCache, pruner: DecoderPruner, mask: Tensor, b: int, n_new: int) -> int:
+        """Row ``b``'s share of the KV cache: per layer, the real prompt tokens that layer kept plus
+        the row's own cached answer tokens (all but the last), at the layer's bytes per token.
+        Padding and the tokens generated after the row's EOS are the batch's, not the sample's."""
+        total = 0
+        for i, layer in enumerate(cache.layers):
+            keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+            if keys is None or values is None:
+                continue
+            per_token = keys[b, :, 0].numel() * keys.element_size() + values[b, :, 0].numel() * values.element_size()
+            kept = pruner.layer_keep.get(i)
+            real = mask[b].bool() if kept is None else mask[b].bool()[kept[b]]
+            total += per_token * (int(real.sum()) + max(n_new - 1, 0))
+        return total
 
     def _llm_flops(self, prompt: int, schedule: list[int], n_visual: int, n_new: int) -> tuple[float, float]:
         """(prefill, decode) FLOPs of the language model for one sample (see measure.py)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from PIL import Image
+from torch import nn
 
 from ..errors import FlowcutError
 from ..measure import vit_layer_flops
@@ -67,8 +68,11 @@ class Qwen2VLAdapter(VLMAdapter):
             kept.append([res.indices[0]])
             if res.importance is not None:
                 scores.append(res.importance[0])
+            # the merger (LayerNorm + a 2-layer MLP) runs on every merge group, before any selection
+            merger = sum(2.0 * m.in_features * m.out_features for m in visual.merger.modules() if isinstance(m, nn.Linear))
             flops.append(
                 sum(vit_layer_flops(n, vc.embed_dim, int(vc.embed_dim * vc.mlp_ratio)) for n in res.layer_tokens)
+                + merger * int(g.prod()) // merge
             )
         ids = []
         for q, n in zip(questions, counts):

@@ -36,6 +36,19 @@ def test_expansion_and_fingerprints() -> None:
     assert not {j.id for j in changed} & {j.id for j in jobs}
 
 
+def test_a_method_version_is_part_of_the_job_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method whose behaviour changed gets new job ids: a store never serves the old results."""
+    from flowcut.methods import METHODS
+
+    def ids(method: str) -> set[str]:
+        return {j.id for j in expand(parse_spec(BASE)) if j.method == method}
+
+    flowcut, none = ids("flowcut"), ids("none")
+    monkeypatch.setattr(METHODS["flowcut"], "version", 2)
+    assert flowcut and not flowcut & ids("flowcut")
+    assert ids("none") == none  # the other methods' jobs are untouched
+
+
 @pytest.mark.parametrize(
     ("patch", "field", "text"),
     [
