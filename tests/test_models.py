@@ -350,3 +350,25 @@ def test_unpruned_kv_bytes_by_hand(images: list) -> None:
     head_dim = getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)
     per_token = 2 * cfg.num_key_value_heads * head_dim * adapter.model.dtype.itemsize
     assert one.cost.kv_cache_bytes == cfg.num_hidden_layers * (prompt + 3) * per_token
+
+
+def test_a_per_image_methods_tower_flops_are_each_images_own(images: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FlowCut prunes each image on its own schedule; its tower FLOPs are each image's, not the batch mean."""
+    import flowcut.models.llava as llava_module
+    from flowcut.measure import vit_layer_flops
+
+    adapter, real, runs = get_adapter("llava"), llava_module.run_clip, []
+
+    def second_prunes_less(*args, **kwargs):
+        res = real(*args, **kwargs)
+        runs.append(list(res.layer_tokens))
+        if len(runs) == 2:  # the second image of the batch kept 100 more tokens in every layer
+            res.layer_tokens = [n + 100 for n in res.layer_tokens]
+        return res
+
+    monkeypatch.setattr(llava_module, "run_clip", second_prunes_less)
+    outs = adapter.generate([images[0], images[0]], QUESTIONS[:1] * 2, make_method("flowcut"), 64, max_new_tokens=1)
+    vc = adapter.model.config.vision_config
+    extra = sum(vit_layer_flops(n + 100, vc.hidden_size, vc.intermediate_size)
+                - vit_layer_flops(n, vc.hidden_size, vc.intermediate_size) for n in runs[1])  # fmt: skip
+    assert outs[1].cost.prefill_flops - outs[0].cost.prefill_flops == pytest.approx(extra)

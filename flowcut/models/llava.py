@@ -74,18 +74,26 @@ class LlavaAdapter(VLMAdapter):
                 indices=torch.cat([p.indices for p in parts]),
                 layer_tokens=[sum(x) for x in zip(*(p.layer_tokens for p in parts))],
                 importance=cat_or_none([p.importance for p in parts]),
+                row_layer_tokens=[p.layer_tokens for p in parts],
             )
         res = run_clip(vm, pixels, cfg.vision_feature_layer, method, budget, valid)
         res.layer_tokens = [n * pixels.shape[0] for n in res.layer_tokens]
         return res
 
     def tower_flops(self, res: TowerResult, n_crops: int) -> float:
-        """Vision tower + projector FLOPs per crop of ``res``."""
+        """Vision tower + projector FLOPs per crop of ``res`` (their mean, if the crops pruned differently)."""
         vc = self.model.config.vision_config
         text_d = self.text_model.config.hidden_size
         per = sum(vit_layer_flops(n // n_crops, vc.hidden_size, vc.intermediate_size) for n in res.layer_tokens)
         t = res.tokens.shape[1]
         return per + 2.0 * t * (vc.hidden_size * text_d + text_d * text_d)
+
+    def row_tower_flops(self, res: TowerResult) -> list[float]:
+        """Vision tower + projector FLOPs of each row of ``res``: its own where the rows ran apart."""
+        if res.row_layer_tokens is None:
+            return [self.tower_flops(res, res.tokens.shape[0])] * res.tokens.shape[0]
+        return [self.tower_flops(TowerResult(res.tokens[i : i + 1], res.indices[i : i + 1], counts), 1)
+                for i, counts in enumerate(res.row_layer_tokens)]  # fmt: skip
 
     def prepare(self, images: list[Image.Image], questions: list[str], method: Method, budget: int) -> Prepared:
         ip = self.processor.image_processor
@@ -113,7 +121,7 @@ class LlavaAdapter(VLMAdapter):
         side = int(round(n**0.5))
         prep.kept = [[res.indices[i]] for i in range(len(images))]
         prep.grids = [[(side, side)] for _ in images]
-        prep.vision_flops = [self.tower_flops(res, len(images))] * len(images)
+        prep.vision_flops = self.row_tower_flops(res)
         if prep.drop is not None:  # the prompt holds every patch slot, in grid order
             prep.labels = [torch.arange(n) for _ in images]
         else:

@@ -27,12 +27,15 @@ class TowerResult:
         indices: [B, K] kept positions in the original patch (or merge-group) grid.
         layer_tokens: tokens (incl. [CLS]) each run layer processed, for FLOPs.
         importance: [B, N] the method's patch importance (``Selection.importance``), or None.
+        row_layer_tokens: per row, its own layer tokens when the rows ran apart (a per-image
+            method, whose rows prune differently), else None.
     """
 
     tokens: Tensor
     indices: Tensor
     layer_tokens: list[int]
     importance: Tensor | None = None
+    row_layer_tokens: list[list[int]] | None = None
 
 
 @contextmanager
