@@ -11,7 +11,7 @@ from .store import Store
 
 
 def job_summaries(store: Store, spec_name: str | None = None) -> list[dict[str, Any]]:
-    """One dict per job: its coordinates, samples scored / errored, mean score and mean timings."""
+    """One dict per job: its coordinates, status, samples scored / errored, mean score and mean timings."""
     out = []
     for job in store.list_jobs(spec_name=spec_name):
         rows = store.results(job.id)
@@ -31,20 +31,31 @@ def job_summaries(store: Store, spec_name: str | None = None) -> list[dict[str, 
 
 def relative_table(summaries: list[dict[str, Any]]) -> Table:
     """Methods x budgets per model: per-benchmark accuracy and the average relative to ``none`` (%)."""
+    # only finished jobs, and of several finished jobs in one cell (other limits, seeds, options)
+    # the one with the most scored samples: a cell never mixes or silently swaps runs
+    done = [s for s in summaries if s["status"] == "succeeded"]
+    chosen: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    for s in sorted(done, key=lambda s: s["n"]):
+        chosen[(s["model"], s["method"], s["budget"], s["benchmark"])] = s
+    summaries = list(chosen.values())
+    left_out = len(done) - len(summaries)
     benches = sorted({s["benchmark"] for s in summaries})
     base = {(s["model"], s["benchmark"]): s["accuracy"] for s in summaries if s["method"] == "none"}
     cells: dict[tuple[str, str, int], dict[str, float]] = defaultdict(dict)
     for s in summaries:
         cells[(s["model"], s["method"], s["budget"])][s["benchmark"]] = s["accuracy"]
-    table = Table(title="accuracy (%) per benchmark; rel = mean of method / unpruned over benchmarks")
+    note = f"; {left_out} other finished job(s) of the same cells left out" if left_out else ""
+    table = Table(title="accuracy (%) per benchmark, finished jobs; rel = mean of method / unpruned over "
+                  f"benchmarks, '-' unless it has all of them{note}")  # fmt: skip
     for col in ("model", "method", "budget", *benches, "rel %"):
         table.add_column(col, justify="right")
     for (model, method, budget), accs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         rels = [accs[b] / base[(model, b)] * 100 for b in benches
                 if b in accs and base.get((model, b)) and accs[b] == accs[b]]  # fmt: skip
+        complete = len(rels) == len(benches)  # an average over fewer benchmarks is not the same figure
         table.add_row(model, method, "all" if budget == 0 else str(budget),
                       *[f"{accs[b]:.1f}" if b in accs and accs[b] == accs[b] else "-" for b in benches],
-                      f"{sum(rels) / len(rels):.1f}" if rels else "-")  # fmt: skip
+                      f"{sum(rels) / len(rels):.1f}" if rels and complete else "-")  # fmt: skip
     return table
 
 

@@ -46,3 +46,15 @@ def test_v2_reads_what_lmms_eval_reads() -> None:
     red = load_examples("gqa", path=DATA / "gqa.parquet")[0]  # answer red
     assert sample_score(gqa, "lmms-eval-v2", red, " Red\n")[0] == 1.0
     assert sample_score(gqa, "lmms-eval-v1", red, " Red\n")[0] == 0.0
+
+
+def test_mme_reference_with_a_period_scores_as_mme_scores_reads_it() -> None:
+    """lmms-eval's MME drops "." from the answer column: "Yes." is a yes, per sample as in the totals."""
+    import dataclasses
+
+    spec = get_spec("mme")
+    ex = load_examples("mme", path=DATA / "mme.parquet")[0]  # answer Yes
+    dotted = dataclasses.replace(ex, reference="Yes.")
+    assert sample_score(spec, None, dotted, "Yes")[0] == 1.0
+    assert sample_score(spec, None, dotted, "No")[0] == 0.0
+    assert score("mme", [dotted, load_examples("mme", path=DATA / "mme.parquet")[1]], ["Yes", "No"])["perception"] == 200.0
