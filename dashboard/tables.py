@@ -1,9 +1,15 @@
 """The dashboard's tables as pure pandas: per-job accuracy, the leaderboard, trade-off points, the papers' rows.
 
 Accuracy is the mean per-sample score over the scored samples of a job, in % (errored samples are
-counted apart, never as wrong), as ``jobs/report.py`` prints it. "rel %" is the papers' "Avg." column:
-the mean over benchmarks of method / unpruned x 100 (FlowCut, Table 1 caption), each benchmark
-counted once, over the benchmarks that both have.
+counted apart, never as wrong), as ``jobs/report.py`` prints it: per-question accuracy for every
+benchmark, where the papers print POPE's F1 (or accuracy), MME's perception total and MMBench's
+circular accuracy. "rel %" is the papers' "Avg." arithmetic on those accuracies: the mean over
+benchmarks of method / unpruned x 100 (FlowCut, Table 1 caption), each benchmark counted once, and
+only for a row with every shown benchmark (an average over fewer is another figure).
+
+One job per cell: when several finished jobs share a model, method, budget and benchmark (another
+limit, seed, parser or method options), the one with the most scored samples stands for it and
+``jobs`` counts them; their samples are never pooled.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ PAPER_BENCHMARKS = {
     "GQA": "gqa", "POPE": "pope", "MME": "mme", "SQA": "scienceqa_img", "MMB": "mmbench_en_dev",
     "TextVQA": "textvqa_val", "VQAv2": "vqav2_val",
 }  # fmt: skip
-PAPER_METRICS = ("accuracy", "score", "mme_score")
+PAPER_METRICS = ("accuracy", "score", "mme_score", "f1")  # f1: VisPruner's POPE
 
 
 def job_accuracy(results: pd.DataFrame) -> pd.DataFrame:
@@ -31,25 +37,29 @@ def job_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     Args:
         results: ``Store.results_frame()`` rows.
     """
-    cols = [*KEYS, "benchmark", "n", "errors", "accuracy", "total_ms", "prefill_ms", "flops", "tokens_layer_avg"]
+    cols = [*KEYS, "benchmark", "n", "errors", "accuracy", "total_ms", "prefill_ms", "flops", "tokens_layer_avg",
+            "jobs"]  # fmt: skip
     if results.empty:
         return pd.DataFrame(columns=cols)
     r = results.assign(
         ok=results["error"].isna() & results["score"].notna(),
         errored=results["error"].notna(),
     )
+    per_job = [*KEYS, "benchmark", "job_id"]
     scored = r[r["ok"]]
-    g = scored.groupby([*KEYS, "benchmark"])
-    out = g.agg(
+    out = scored.groupby(per_job).agg(
         n=("score", "size"), accuracy=("score", "mean"), total_ms=("total_ms", "mean"),
         prefill_ms=("prefill_ms", "mean"), flops=("flops", "mean"), tokens_layer_avg=("tokens_layer_avg", "mean"),
     )  # fmt: skip
-    errors = r.groupby([*KEYS, "benchmark"])["errored"].sum().rename("errors")
+    errors = r.groupby(per_job)["errored"].sum().rename("errors")
     out = out.join(errors, how="outer").reset_index()
     out["n"] = out["n"].fillna(0).astype(int)
     out["errors"] = out["errors"].astype(int)
     out["accuracy"] = out["accuracy"] * 100
-    return out[cols]
+    cell = [*KEYS, "benchmark"]
+    out["jobs"] = out.groupby(cell)["job_id"].transform("size")
+    out = out.sort_values("n", kind="stable").groupby(cell).tail(1)  # the job with the most scored samples
+    return out.sort_values(cell, ignore_index=True)[cols]
 
 
 def _relative(long: pd.DataFrame, group: list[str]) -> pd.Series:
@@ -76,7 +86,8 @@ def leaderboard(acc: pd.DataFrame, benchmarks: list[str], group: list[str] | Non
     long["rel"] = _relative(long, group)
     wide = long.pivot_table(index=group, columns="benchmark", values="accuracy", aggfunc="mean", dropna=False)
     wide = wide.reindex(columns=benchmarks)  # a benchmark without rows stays, as an empty column
-    wide[REL] = long.groupby(group)["rel"].mean()
+    complete = long.groupby(group)["rel"].count() == len(benchmarks)
+    wide[REL] = long.groupby(group)["rel"].mean().where(complete)
     wide = wide.dropna(how="all").reset_index()
     wide.columns.name = None
     return wide.sort_values([*[k for k in group if k != "method"], "method"], kind="stable", ignore_index=True)
@@ -85,8 +96,8 @@ def leaderboard(acc: pd.DataFrame, benchmarks: list[str], group: list[str] | Non
 def tradeoffs(acc: pd.DataFrame) -> pd.DataFrame:
     """Per model x method x budget: mean accuracy and costs over benchmarks, speed-ups, Pareto flags.
 
-    Speed-up = the unpruned model's mean latency (or FLOPs) / this one's, over the same benchmarks
-    averaged alike. ``pareto_ms`` / ``pareto_flops``: on the front of accuracy vs that cost, per model.
+    Speed-up = the unpruned model's mean latency (or FLOPs) / this one's, both over this row's
+    benchmarks, averaged alike. ``pareto_ms`` / ``pareto_flops``: on the front of accuracy vs that cost, per model.
     """
     cols = [*KEYS, "accuracy", REL, "total_ms", "prefill_ms", "flops", "speedup", "prefill_speedup",
             "flops_reduction", "pareto_ms", "pareto_flops"]  # fmt: skip
@@ -94,16 +105,21 @@ def tradeoffs(acc: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     long = acc.copy()
     long["rel"] = _relative(long, KEYS)
+    costs = ["total_ms", "prefill_ms", "flops"]
+    # the baseline's costs on each row's own benchmarks: a method run on fewer (or shorter) ones
+    # must not look faster for it
+    base = long[long["method"] == BASELINE].groupby(["model", "benchmark"])[costs].mean()
+    long = long.join(base.add_prefix("base_"), on=["model", "benchmark"])
     pts = long.groupby(KEYS).agg(
         accuracy=("accuracy", "mean"), rel=("rel", "mean"), total_ms=("total_ms", "mean"),
         prefill_ms=("prefill_ms", "mean"), flops=("flops", "mean"),
+        base_total_ms=("base_total_ms", "mean"), base_prefill_ms=("base_prefill_ms", "mean"),
+        base_flops=("base_flops", "mean"),
     ).reset_index().rename(columns={"rel": REL})  # fmt: skip
-    base = pts[pts["method"] == BASELINE].groupby("model")[["total_ms", "prefill_ms", "flops"]].mean()
-    b = base.reindex(pts["model"]).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        pts["speedup"] = b[:, 0] / pts["total_ms"].to_numpy()
-        pts["prefill_speedup"] = b[:, 1] / pts["prefill_ms"].to_numpy()
-        pts["flops_reduction"] = b[:, 2] / pts["flops"].to_numpy()
+        pts["speedup"] = pts["base_total_ms"] / pts["total_ms"]
+        pts["prefill_speedup"] = pts["base_prefill_ms"] / pts["prefill_ms"]
+        pts["flops_reduction"] = pts["base_flops"] / pts["flops"]
     for cost, flag in (("total_ms", "pareto_ms"), ("flops", "pareto_flops")):
         pts[flag] = False
         for _, part in pts.groupby("model"):

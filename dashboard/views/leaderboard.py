@@ -15,10 +15,15 @@ st.title("Leaderboard")
 acc = ui.require_results()
 f = ui.sidebar_filters(acc, more_benchmarks=tuple(tables.PAPER_BENCHMARKS.values()))
 st.caption(
-    "Accuracy: mean per-sample score over the scored samples, in %. "
-    f"**{tables.REL}**: mean over the shown benchmarks of method / unpruned x 100, as the FlowCut and "
-    "VisPruner papers report it. Budget: visual tokens kept, 0 = all (unpruned). Click a header to sort."
+    "Accuracy: mean per-sample score over the scored samples, in % (per-question accuracy everywhere: "
+    "the papers print POPE F1, MME totals and MMBench circular accuracy instead). "
+    f"**{tables.REL}**: mean over the shown benchmarks of method / unpruned x 100, the papers' arithmetic, "
+    "blank unless the row has every shown benchmark. One job per cell (the one with most samples). "
+    "Budget: visual tokens kept, 0 = all (unpruned). Click a header to sort."
 )
+if (acc["jobs"] > 1).any():
+    st.warning(f"{int((acc['jobs'] > 1).sum())} cell(s) have several finished jobs (other limits, seeds or "
+               "options); each shows the one with the most scored samples.")
 
 
 def column_config(benchmarks: list[str]) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def test_leaderboard_numbers(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -
     assert board.loc["flowcut", tables.REL] == pytest.approx(58.333, abs=1e-3)
     at.sidebar.toggle(key="filter_unfinished").set_value(True).run()
     board = frame(at, 0).set_index("method")
-    assert board.loc["fastv", ["suite_pope", tables.REL]].tolist() == [100, pytest.approx(100 / 75 * 100)]
+    # the running fastv has suite_pope only: its score shows, an average over one benchmark does not
+    assert board.loc["fastv", "suite_pope"] == 100 and pd.isna(board.loc["fastv", tables.REL])
 
 
 def test_tradeoffs_speedups_and_front(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

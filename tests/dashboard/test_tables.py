@@ -45,3 +45,35 @@ def test_store_url_precedence(monkeypatch) -> None:
     assert store_url([]) == "sqlite:///env.db"
     monkeypatch.delenv("FLOWCUT_STORE")
     assert store_url(["--other", "x"]) == "sqlite:///results/flowcut.db"
+
+
+def _rows(job: str, method: str, benchmark: str, scores: list[float]) -> list[dict]:
+    return [{"model": "m", "method": method, "budget": 0 if method == "none" else 64, "benchmark": benchmark,
+             "job_id": job, "score": s, "error": None, "total_ms": 10.0, "prefill_ms": 5.0, "flops": 1.0,
+             "tokens_layer_avg": 1.0} for s in scores]  # fmt: skip
+
+
+def test_one_job_per_cell_and_no_average_over_fewer_benchmarks() -> None:
+    res = pd.DataFrame(
+        _rows("n4", "none", "a", [1, 1, 1, 1])  # a smoke run of the same cell: not pooled with n8
+        + _rows("n8", "none", "a", [1, 1, 1, 1, 0, 0, 0, 0])
+        + _rows("nb", "none", "b", [1, 1])
+        + _rows("x", "x", "a", [1, 1, 1, 1, 0, 0, 0, 0]) + _rows("xb", "x", "b", [1, 0])
+        + _rows("y", "y", "a", [1, 1])  # y has no result on b
+    )  # fmt: skip
+    acc = tables.job_accuracy(res).set_index(["method", "benchmark"])
+    assert acc.loc[("none", "a"), ["n", "accuracy", "jobs"]].tolist() == [8, 50.0, 2]
+    board = tables.leaderboard(acc.reset_index(), ["a", "b"]).set_index("method")
+    assert board.loc["x", tables.REL] == pytest.approx((50 / 50 + 50 / 100) / 2 * 100)
+    assert board.loc["y", "a"] == 100 and pd.isna(board.loc["y", tables.REL])
+
+
+def test_speedup_compares_the_same_benchmarks() -> None:
+    """A method run on the short benchmark only is compared with the baseline's time there, not its mean."""
+    short, long_ = _rows("ns", "none", "short", [1]), _rows("nl", "none", "long", [1])
+    for r in long_:
+        r["total_ms"] = 30.0
+    fast = _rows("x", "x", "short", [1])
+    fast[0]["total_ms"] = 4.0
+    pts = tables.tradeoffs(tables.job_accuracy(pd.DataFrame(short + long_ + fast))).set_index("method")
+    assert pts.loc["x", "speedup"] == pytest.approx(10 / 4)  # not (10 + 30) / 2 / 4
