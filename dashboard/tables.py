@@ -82,12 +82,14 @@ def leaderboard(acc: pd.DataFrame, benchmarks: list[str], group: list[str] | Non
     group = group or KEYS
     long = acc[acc["benchmark"].isin(benchmarks)].copy()
     if long.empty:
-        return pd.DataFrame(columns=[*group, *benchmarks, REL])
+        return pd.DataFrame(columns=[*group, *benchmarks, REL, *(["errors"] if "errors" in acc else [])])
     long["rel"] = _relative(long, group)
     wide = long.pivot_table(index=group, columns="benchmark", values="accuracy", aggfunc="mean", dropna=False)
     wide = wide.reindex(columns=benchmarks)  # a benchmark without rows stays, as an empty column
     complete = long.groupby(group)["rel"].count() == len(benchmarks)
     wide[REL] = long.groupby(group)["rel"].mean().where(complete)
+    if "errors" in long:  # errored samples are left out of a row's accuracy: say how many there were
+        wide["errors"] = long.groupby(group)["errors"].sum()
     wide = wide.dropna(how="all").reset_index()
     wide.columns.name = None
     return wide.sort_values([*[k for k in group if k != "method"], "method"], kind="stable", ignore_index=True)

@@ -21,6 +21,7 @@ def test_accuracy_and_relative_by_hand(tmp_path) -> None:
     random_pope = acc[(acc["method"] == "random") & (acc["benchmark"] == "suite_pope")].iloc[0]
     assert (random_pope["n"], random_pope["errors"], random_pope["accuracy"]) == (4, 1, 25.0)  # error not counted
     board = tables.leaderboard(acc, ["suite_count", "suite_pope"]).set_index("method")
+    assert board.loc["random", "errors"] == 1 and board.loc["none", "errors"] == 0  # shown, not hidden
     assert board.loc["none", tables.REL] == pytest.approx(100)
     assert board.loc["flowcut", tables.REL] == pytest.approx((25 / 50 + 50 / 75) / 2 * 100)
     assert board.loc["random", ["suite_count", "suite_pope"]].tolist() == [0.0, 25.0]
