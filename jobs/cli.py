@@ -31,7 +31,7 @@ def run(spec_path: Path, store: str | None = typer.Option(None, envvar="FLOWCUT_
     """Submit SPEC_PATH's jobs and run all that are missing (starts a local Ray if none is running)."""
     from .report import job_summaries, relative_table
     from .runner import run_spec
-    from .spec import load_spec
+    from .spec import expand, load_spec
 
     try:
         spec = load_spec(spec_path)
@@ -39,7 +39,8 @@ def run(spec_path: Path, store: str | None = typer.Option(None, envvar="FLOWCUT_
             spec = spec.model_copy(update={"store": store})
         run_spec(spec)
         st = _store(spec.store)
-        Console().print(relative_table(job_summaries(st, spec.name)))
+        # the spec's own jobs, whichever spec first submitted them (a shared baseline keeps its first name)
+        Console().print(relative_table(job_summaries(st, job_ids={c.id for c in expand(spec)})))
         typer.echo(f"results in {spec.store}")
     except FlowcutError as e:
         _fail(e)

@@ -10,10 +10,17 @@ from rich.table import Table
 from .store import Store
 
 
-def job_summaries(store: Store, spec_name: str | None = None) -> list[dict[str, Any]]:
-    """One dict per job: its coordinates, status, samples scored / errored, mean score and mean timings."""
+def job_summaries(store: Store, spec_name: str | None = None, job_ids: set[str] | None = None) -> list[dict[str, Any]]:
+    """One dict per job: its coordinates, status, samples scored / errored, mean score and mean timings.
+
+    Args:
+        spec_name: jobs first submitted by that spec (a job another spec submitted first keeps that
+            spec's name); ``job_ids``: exactly these jobs, e.g. all of a spec's expansion.
+    """
     out = []
     for job in store.list_jobs(spec_name=spec_name):
+        if job_ids is not None and job.id not in job_ids:
+            continue
         rows = store.results(job.id)
         ok = [r for r in rows if r["error"] is None and r["score"] is not None]
 

@@ -27,3 +27,18 @@ def test_relative_table_uses_finished_jobs_one_per_cell_and_whole_rows() -> None
     assert got["none"][3:] == ["50.0", "80.0", "100.0"]
     assert got["x"][3:] == ["50.0", "40.0", "75.0"]  # (50/50 + 40/80) / 2
     assert got["y"][3:] == ["75.0", "-", "-"]
+
+
+def test_a_specs_summary_holds_the_jobs_another_spec_submitted_first(tmp_path) -> None:
+    from jobs.report import job_summaries
+    from jobs.store import Store
+
+    from ..dashboard.conftest import job
+
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        shared = job("none", 0, "suite_pope") | {"spec_name": "first"}
+        store.submit_jobs([shared])
+        store.submit_jobs([shared | {"spec_name": "second"}, job("flowcut", 64, "suite_pope") | {"spec_name": "second"}])
+        assert [s["method"] for s in job_summaries(store, "second")] == ["flowcut"]  # by name: the baseline is not
+        ids = {shared["id"], "flowcut-64-suite_pope"}
+        assert sorted(s["method"] for s in job_summaries(store, job_ids=ids)) == ["flowcut", "none"]
