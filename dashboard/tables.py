@@ -5,7 +5,8 @@ counted apart, never as wrong), as ``jobs/report.py`` prints it: per-question ac
 benchmark, where the papers print POPE's F1 (or accuracy), MME's perception total and MMBench's
 circular accuracy. "rel %" is the papers' "Avg." arithmetic on those accuracies: the mean over
 benchmarks of method / unpruned x 100 (FlowCut, Table 1 caption), each benchmark counted once, and
-only for a row with every shown benchmark (an average over fewer is another figure).
+only for a row with every shown benchmark whose baseline is above 0 (an average over fewer is
+another figure; a baseline of 0 divides nothing).
 
 One job per cell: when several finished jobs share a model, method, budget and benchmark (another
 limit, seed, parser or method options), the one with the most scored samples stands for it and
@@ -86,7 +87,13 @@ def leaderboard(acc: pd.DataFrame, benchmarks: list[str], group: list[str] | Non
     long["rel"] = _relative(long, group)
     wide = long.pivot_table(index=group, columns="benchmark", values="accuracy", aggfunc="mean", dropna=False)
     wide = wide.reindex(columns=benchmarks)  # a benchmark without rows stays, as an empty column
-    complete = long.groupby(group)["rel"].count() == len(benchmarks)
+    # complete: a relative score on every shown benchmark whose baseline can divide (> 0)
+    keys = [k for k in group if k not in ("method", "budget", "tokens")]
+    usable = long[(long["method"] == BASELINE) & (long["accuracy"] > 0)].groupby(keys)["benchmark"].nunique()
+    counts = long.groupby(group)["rel"].count()
+    needed = usable.reindex(pd.MultiIndex.from_frame(counts.index.to_frame()[keys]) if len(keys) > 1
+                            else counts.index.get_level_values(keys[0])).to_numpy()  # fmt: skip
+    complete = pd.Series(counts.to_numpy() == needed, index=counts.index)
     wide[REL] = long.groupby(group)["rel"].mean().where(complete)
     if "errors" in long:  # errored samples are left out of a row's accuracy: say how many there were
         wide["errors"] = long.groupby(group)["errors"].sum()

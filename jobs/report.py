@@ -57,9 +57,9 @@ def relative_table(summaries: list[dict[str, Any]]) -> Table:
     for col in ("model", "method", "budget", *benches, "rel %"):
         table.add_column(col, justify="right")
     for (model, method, budget), accs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
-        rels = [accs[b] / base[(model, b)] * 100 for b in benches
-                if b in accs and base.get((model, b)) and accs[b] == accs[b]]  # fmt: skip
-        complete = len(rels) == len(benches)  # an average over fewer benchmarks is not the same figure
+        usable = [b for b in benches if base.get((model, b))]  # a baseline of 0 divides nothing
+        rels = [accs[b] / base[(model, b)] * 100 for b in usable if b in accs and accs[b] == accs[b]]
+        complete = len(rels) == len(usable)  # an average over fewer benchmarks is not the same figure
         table.add_row(model, method, "all" if budget == 0 else str(budget),
                       *[f"{accs[b]:.1f}" if b in accs and accs[b] == accs[b] else "-" for b in benches],
                       f"{sum(rels) / len(rels):.1f}" if rels and complete else "-")  # fmt: skip

@@ -99,8 +99,9 @@ def test_leaderboard_in_chromium(chromium: str, server: str, tmp_path: Path) -> 
             browser.close()
     assert shot.stat().st_size > 20_000
     assert "Leaderboard" in body and "fake" in body and "not measured here" in body
-    assert ours["method"] == ["budget", "suite_count", "suite_pope", "avg rel %", "source"]
-    assert ours["none"] == ["0", "50", "75", "100", "measured"]
+    assert ours["method"] == ["budget", "suite_count", "suite_pope", "avg rel %", "errors", "source"]
+    assert ours["none"] == ["0", "50", "75", "100", "0", "measured"]
+    assert ours["random"][4] == "1"  # the errored sample, left out of its accuracy
     flowcut, random = ours["flowcut"], ours["random"]
     assert flowcut[:3] == ["64", "25", "50"] and float(flowcut[3]) == pytest.approx(58.333, abs=1e-3)
     assert random[:3] == ["64", "0", "25"] and float(random[3]) == pytest.approx(16.667, abs=1e-3)

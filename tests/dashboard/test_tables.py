@@ -61,10 +61,11 @@ def test_one_job_per_cell_and_no_average_over_fewer_benchmarks() -> None:
         + _rows("nb", "none", "b", [1, 1])
         + _rows("x", "x", "a", [1, 1, 1, 1, 0, 0, 0, 0]) + _rows("xb", "x", "b", [1, 0])
         + _rows("y", "y", "a", [1, 1])  # y has no result on b
+        + _rows("nz", "none", "z", [0]) + _rows("xz", "x", "z", [1])  # a baseline of 0 divides nothing
     )  # fmt: skip
     acc = tables.job_accuracy(res).set_index(["method", "benchmark"])
     assert acc.loc[("none", "a"), ["n", "accuracy", "jobs"]].tolist() == [8, 50.0, 2]
-    board = tables.leaderboard(acc.reset_index(), ["a", "b"]).set_index("method")
+    board = tables.leaderboard(acc.reset_index(), ["a", "b", "z"]).set_index("method")
     assert board.loc["x", tables.REL] == pytest.approx((50 / 50 + 50 / 100) / 2 * 100)
     assert board.loc["y", "a"] == 100 and pd.isna(board.loc["y", tables.REL])
 

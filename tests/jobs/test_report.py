@@ -22,11 +22,12 @@ def test_relative_table_uses_finished_jobs_one_per_cell_and_whole_rows() -> None
         summary("x", "a", 50.0), summary("x", "b", 40.0),
         summary("x", "a", 10.0, n=100, status="running"),  # unfinished: never in the table
         summary("y", "a", 75.0),  # no result on b: no average over a alone
+        summary("none", "c", 0.0), summary("x", "c", 10.0),  # a baseline of 0 divides nothing: c is left out
     ])  # fmt: skip
     got = rows(table)
-    assert got["none"][3:] == ["50.0", "80.0", "100.0"]
-    assert got["x"][3:] == ["50.0", "40.0", "75.0"]  # (50/50 + 40/80) / 2
-    assert got["y"][3:] == ["75.0", "-", "-"]
+    assert got["none"][3:] == ["50.0", "80.0", "0.0", "100.0"]
+    assert got["x"][3:] == ["50.0", "40.0", "10.0", "75.0"]  # (50/50 + 40/80) / 2
+    assert got["y"][3:] == ["75.0", "-", "-", "-"]
 
 
 def test_a_specs_summary_holds_the_jobs_another_spec_submitted_first(tmp_path) -> None:
