@@ -4,9 +4,10 @@ Accuracy is the mean per-sample score over the scored samples of a job, in % (er
 counted apart, never as wrong), as ``jobs/report.py`` prints it: per-question accuracy for every
 benchmark, where the papers print POPE's F1 (or accuracy), MME's perception total and MMBench's
 circular accuracy. "rel %" is the papers' "Avg." arithmetic on those accuracies: the mean over
-benchmarks of method / unpruned x 100 (FlowCut, Table 1 caption), each benchmark counted once, and
-only for a row with every shown benchmark whose baseline is above 0 (an average over fewer is
-another figure; a baseline of 0 divides nothing).
+benchmarks of method / unpruned x 100 (FlowCut, Table 1 caption), each benchmark counted once, the
+unpruned accuracy taken on the samples the method scored, and only for a row with every shown
+benchmark whose baseline is above 0 (an average over fewer is another figure; a baseline of 0
+divides nothing).
 
 One job per cell: when several finished jobs share a model, method, budget and benchmark (another
 limit, seed, parser or method options), the one with the most scored samples stands for it and
@@ -39,7 +40,7 @@ def job_accuracy(results: pd.DataFrame) -> pd.DataFrame:
         results: ``Store.results_frame()`` rows.
     """
     cols = [*KEYS, "benchmark", "n", "errors", "accuracy", "total_ms", "prefill_ms", "flops", "tokens_layer_avg",
-            "jobs"]  # fmt: skip
+            "jobs", "base_accuracy"]  # fmt: skip
     if results.empty:
         return pd.DataFrame(columns=cols)
     r = results.assign(
@@ -60,11 +61,20 @@ def job_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     cell = [*KEYS, "benchmark"]
     out["jobs"] = out.groupby(cell)["job_id"].transform("size")
     out = out.sort_values("n", kind="stable").groupby(cell).tail(1)  # the job with the most scored samples
+    # the unpruned model's accuracy on the samples this job scored, as the papers compare: a sample
+    # the method errored on (or a shorter run) must not leave the baseline averaging over more
+    ok = scored[scored["job_id"].isin(set(out["job_id"]))]
+    base = ok[ok["method"] == BASELINE][["model", "benchmark", "sample_id", "score"]]
+    paired = ok.merge(base.rename(columns={"score": "base_score"}), on=["model", "benchmark", "sample_id"])
+    out["base_accuracy"] = out["job_id"].map(paired.groupby("job_id")["base_score"].mean() * 100)
     return out.sort_values(cell, ignore_index=True)[cols]
 
 
 def _relative(long: pd.DataFrame, group: list[str]) -> pd.Series:
-    """Per row of ``long`` (``group`` + benchmark + accuracy): accuracy / baseline accuracy x 100."""
+    """Per row of ``long`` (``group`` + benchmark + accuracy): accuracy / baseline accuracy x 100,
+    the baseline on the row's own samples where ``job_accuracy`` paired them (``base_accuracy``)."""
+    if "base_accuracy" in long:
+        return (long["accuracy"] / long["base_accuracy"] * 100).where(long["base_accuracy"] > 0)
     base_keys = [k for k in group if k not in ("method", "budget", "tokens")] + ["benchmark"]
     base = long[long["method"] == BASELINE].groupby(base_keys)["accuracy"].mean().rename("base")
     joined = long.join(base, on=base_keys)

@@ -50,8 +50,8 @@ def test_store_url_precedence(monkeypatch) -> None:
 
 def _rows(job: str, method: str, benchmark: str, scores: list[float]) -> list[dict]:
     return [{"model": "m", "method": method, "budget": 0 if method == "none" else 64, "benchmark": benchmark,
-             "job_id": job, "score": s, "error": None, "total_ms": 10.0, "prefill_ms": 5.0, "flops": 1.0,
-             "tokens_layer_avg": 1.0} for s in scores]  # fmt: skip
+             "job_id": job, "sample_id": f"s{i}", "score": s, "error": None, "total_ms": 10.0, "prefill_ms": 5.0,
+             "flops": 1.0, "tokens_layer_avg": 1.0} for i, s in enumerate(scores)]  # fmt: skip
 
 
 def test_one_job_per_cell_and_no_average_over_fewer_benchmarks() -> None:
@@ -79,3 +79,15 @@ def test_speedup_compares_the_same_benchmarks() -> None:
     fast[0]["total_ms"] = 4.0
     pts = tables.tradeoffs(tables.job_accuracy(pd.DataFrame(short + long_ + fast))).set_index("method")
     assert pts.loc["x", "speedup"] == pytest.approx(10 / 4)  # not (10 + 30) / 2 / 4
+
+
+def test_relative_accuracy_pairs_the_samples_the_method_scored() -> None:
+    """A method that errored on half the samples is compared with the baseline on the other half."""
+    base = _rows("n", "none", "a", [1, 1, 0, 0])
+    method = _rows("x", "x", "a", [1, 1, 0, 0])
+    for r in method[2:]:
+        r["score"], r["error"] = None, "model: out of memory"  # the two the baseline got wrong
+    acc = tables.job_accuracy(pd.DataFrame(base + method)).set_index("method")
+    assert acc.loc["x", ["n", "errors", "accuracy", "base_accuracy"]].tolist() == [2, 2, 100.0, 100.0]
+    board = tables.leaderboard(acc.reset_index(), ["a"]).set_index("method")
+    assert board.loc["x", tables.REL] == pytest.approx(100.0)  # not 100 / 50: the same two samples
