@@ -112,8 +112,8 @@ def results(spec: str | None = None, store: str | None = typer.Option(None, envv
 
     try:
         rows = job_summaries(_store(store), spec)
-        if as_json:
-            typer.echo(json.dumps(rows, default=str))
+        if as_json:  # per job; the per-sample scores stay in the store
+            typer.echo(json.dumps([{k: v for k, v in r.items() if k != "scores"} for r in rows], default=str))
         elif markdown:
             typer.echo(markdown_table(rows))
         else:

@@ -32,8 +32,18 @@ def job_summaries(store: Store, spec_name: str | None = None, job_ids: set[str] 
             "benchmark": job.benchmark, "n": len(ok), "errors": len(rows) - len(ok), "total": job.total_samples,
             "accuracy": 100 * mean("score"), "total_ms": mean("total_ms"),
             "prefill_ms": mean("prefill_ms"), "tokens": mean("tokens_llm_input"), "flops": mean("flops"),
+            "scores": {r["sample_id"]: r["score"] for r in ok},  # to pair a method with the baseline
         })  # fmt: skip
     return out
+
+
+def _paired_base(method: dict[str, Any], base: dict[str, Any]) -> float:
+    """The baseline's accuracy (%) on the samples ``method`` scored, or its whole accuracy without per-sample scores."""
+    mine, theirs = method.get("scores"), base.get("scores")
+    if not mine or theirs is None:
+        return base["accuracy"]
+    shared = [theirs[s] for s in mine if s in theirs]
+    return 100 * sum(shared) / len(shared) if shared else float("nan")
 
 
 def relative_table(summaries: list[dict[str, Any]]) -> Table:
@@ -47,10 +57,15 @@ def relative_table(summaries: list[dict[str, Any]]) -> Table:
     summaries = list(chosen.values())
     left_out = len(done) - len(summaries)
     benches = sorted({s["benchmark"] for s in summaries})
-    base = {(s["model"], s["benchmark"]): s["accuracy"] for s in summaries if s["method"] == "none"}
+    baselines = {(s["model"], s["benchmark"]): s for s in summaries if s["method"] == "none"}
+    base = {key: s["accuracy"] for key, s in baselines.items()}
     cells: dict[tuple[str, str, int], dict[str, float]] = defaultdict(dict)
+    paired: dict[tuple[str, str, int], dict[str, float]] = defaultdict(dict)  # the baseline on the cell's samples
     for s in summaries:
         cells[(s["model"], s["method"], s["budget"])][s["benchmark"]] = s["accuracy"]
+        if (s["model"], s["benchmark"]) in baselines:
+            paired[(s["model"], s["method"], s["budget"])][s["benchmark"]] = _paired_base(
+                s, baselines[(s["model"], s["benchmark"])])
     note = f"; {left_out} other finished job(s) of the same cells left out" if left_out else ""
     table = Table(title="accuracy (%) per benchmark, finished jobs; rel = mean of method / unpruned over "
                   f"benchmarks, '-' unless it has all of them{note}")  # fmt: skip
@@ -58,7 +73,8 @@ def relative_table(summaries: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify="right")
     for (model, method, budget), accs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         usable = [b for b in benches if base.get((model, b))]  # a baseline of 0 divides nothing
-        rels = [accs[b] / base[(model, b)] * 100 for b in usable if b in accs and accs[b] == accs[b]]
+        pair = paired[(model, method, budget)]
+        rels = [accs[b] / pair[b] * 100 for b in usable if b in accs and accs[b] == accs[b] and pair.get(b)]
         complete = len(rels) == len(usable)  # an average over fewer benchmarks is not the same figure
         table.add_row(model, method, "all" if budget == 0 else str(budget),
                       *[f"{accs[b]:.1f}" if b in accs and accs[b] == accs[b] else "-" for b in benches],

@@ -43,3 +43,11 @@ def test_a_specs_summary_holds_the_jobs_another_spec_submitted_first(tmp_path) -
         assert [s["method"] for s in job_summaries(store, "second")] == ["flowcut"]  # by name: the baseline is not
         ids = {shared["id"], "flowcut-64-suite_pope"}
         assert sorted(s["method"] for s in job_summaries(store, job_ids=ids)) == ["flowcut", "none"]
+
+
+def test_relative_table_pairs_the_baseline_with_the_samples_the_method_scored() -> None:
+    base = summary("none", "a", 50.0, n=4) | {"scores": {"s0": 1.0, "s1": 1.0, "s2": 0.0, "s3": 0.0}}
+    # the method errored on s2 and s3, the two the baseline got wrong: 2 of 2 against the baseline's 2 of 2
+    method = summary("x", "a", 100.0, n=2) | {"scores": {"s0": 1.0, "s1": 1.0}}
+    got = rows(markdown_table([base, method]))
+    assert got["x"][3:] == ["100.0", "100.0"]  # not 100 / 50 = 200
