@@ -100,11 +100,9 @@ def leaderboard(acc: pd.DataFrame, benchmarks: list[str], group: list[str] | Non
     # complete: a relative score on every shown benchmark whose baseline can divide (> 0)
     keys = [k for k in group if k not in ("method", "budget", "tokens")]
     usable = long[(long["method"] == BASELINE) & (long["accuracy"] > 0)].groupby(keys)["benchmark"].nunique()
-    counts = long.groupby(group)["rel"].count()
-    needed = usable.reindex(pd.MultiIndex.from_frame(counts.index.to_frame()[keys]) if len(keys) > 1
-                            else counts.index.get_level_values(keys[0])).to_numpy()  # fmt: skip
-    complete = pd.Series(counts.to_numpy() == needed, index=counts.index)
-    wide[REL] = long.groupby(group)["rel"].mean().where(complete)
+    rows = long.groupby(group)["rel"].agg(["count", "mean"]).reset_index()
+    rows = rows.merge(usable.rename("needed").reset_index(), on=keys, how="left").set_index(group)
+    wide[REL] = rows["mean"].where(rows["count"] == rows["needed"])
     if "errors" in long:  # errored samples are left out of a row's accuracy: say how many there were
         wide["errors"] = long.groupby(group)["errors"].sum()
     wide = wide.dropna(how="all").reset_index()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowcut.tasks.metrics import exact_match, vqa_accuracy
+from flowcut.tasks.metrics import exact_match, mme_reference, vqa_accuracy
 from flowcut.tasks.parsers import get_parser
 from flowcut.tasks.spec import BenchmarkSpec, Example
 
@@ -27,6 +27,6 @@ def sample_score(spec: BenchmarkSpec, parser_key: str | None, ex: Example, outpu
         return exact_match([parsed], [str(ex.reference)]), parsed, parser.key
     if spec.style.startswith("letter"):  # exactly, as the benchmark's own metric (mc_accuracy) compares
         return float(parsed == str(ex.reference)), parsed, parser.key
-    if spec.style == "mme":  # as mme_scores (lmms-eval) reads the answer column: "Yes." is "yes"
-        return float(parsed == str(ex.reference).strip().lower().replace(".", "")), parsed, parser.key
+    if spec.style == "mme":  # as mme_scores reads the answer column: "Yes." is "yes"
+        return float(parsed == mme_reference(str(ex.reference))), parsed, parser.key
     return float(parsed == str(ex.reference).strip().lower() or parsed == str(ex.reference)), parsed, parser.key

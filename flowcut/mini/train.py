@@ -64,7 +64,7 @@ def qa_for_scene(seed: int, image, scene, variant: int) -> list[tuple[str, str]]
         if task == "textvqa" and scene.text is None:
             continue
         out = make(seed, image, scene, random.Random(f"{task}:{seed}:{variant}"))
-        for s in out if isinstance(out, list) else [out]:
+        for s in suite_tasks.listed(out):
             pairs.append((s["prompt"], s["answer"]))
     return pairs
 
@@ -407,7 +407,7 @@ def focus_dialogues(seeds: list[int], scenes, task: str, variants: int = 4) -> l
             continue
         for v in range(variants):
             out = make(seed, None, scene, random.Random(f"{task}:{seed}:focus{v}"))
-            rows += [(i, [(s["prompt"], s["answer"])]) for s in (out if isinstance(out, list) else [out])]
+            rows += [(i, [(s["prompt"], s["answer"])]) for s in suite_tasks.listed(out)]
     return rows
 
 

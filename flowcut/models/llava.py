@@ -80,20 +80,22 @@ class LlavaAdapter(VLMAdapter):
         res.layer_tokens = [n * pixels.shape[0] for n in res.layer_tokens]
         return res
 
-    def tower_flops(self, res: TowerResult, n_crops: int) -> float:
-        """Vision tower + projector FLOPs per crop of ``res`` (their mean, if the crops pruned differently)."""
+    def _flops(self, layer_tokens: list[int], n_tokens: int) -> float:
+        """Tower FLOPs of one crop whose layers ran on ``layer_tokens``, plus the projector on ``n_tokens``."""
         vc = self.model.config.vision_config
         text_d = self.text_model.config.hidden_size
-        per = sum(vit_layer_flops(n // n_crops, vc.hidden_size, vc.intermediate_size) for n in res.layer_tokens)
-        t = res.tokens.shape[1]
-        return per + 2.0 * t * (vc.hidden_size * text_d + text_d * text_d)
+        per = sum(vit_layer_flops(n, vc.hidden_size, vc.intermediate_size) for n in layer_tokens)
+        return per + 2.0 * n_tokens * (vc.hidden_size * text_d + text_d * text_d)
+
+    def tower_flops(self, res: TowerResult, n_crops: int) -> float:
+        """Vision tower + projector FLOPs per crop of ``res`` (their mean, if the crops pruned differently)."""
+        return self._flops([n // n_crops for n in res.layer_tokens], res.tokens.shape[1])
 
     def row_tower_flops(self, res: TowerResult) -> list[float]:
         """Vision tower + projector FLOPs of each row of ``res``: its own where the rows ran apart."""
         if res.row_layer_tokens is None:
             return [self.tower_flops(res, res.tokens.shape[0])] * res.tokens.shape[0]
-        return [self.tower_flops(TowerResult(res.tokens[i : i + 1], res.indices[i : i + 1], counts), 1)
-                for i, counts in enumerate(res.row_layer_tokens)]  # fmt: skip
+        return [self._flops(counts, res.tokens.shape[1]) for counts in res.row_layer_tokens]
 
     def prepare(self, images: list[Image.Image], questions: list[str], method: Method, budget: int) -> Prepared:
         ip = self.processor.image_processor

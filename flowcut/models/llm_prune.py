@@ -192,24 +192,20 @@ class DecoderPruner:
                 kw["position_ids"] = torch.stack([_rows(p.expand(keep.shape[0], -1), keep, 1) for p in pos])
         if self.contiguous:
             # keep is ascending, so keep[j] - j positions before the j-th kept one were cut
-            gaps = keep - torch.arange(keep.shape[1], device=keep.device)
-            kw = self._renumber(kw, self._positions(kw, keep) - gaps)
+            kw = self._renumber(kw, keep - torch.arange(keep.shape[1], device=keep.device))
         return kw
 
-    def _positions(self, kw: dict, keep: Tensor) -> Tensor:
+    def _renumber(self, kw: dict, cut: Tensor | int) -> dict:
+        """``kw`` with its (already narrowed) position ids lowered by ``cut``, the tokens cut before
+        each, and the rotary embeddings computed for the new ids."""
+        assert self.rotary_emb is not None
         pos = kw.get("position_ids")
         if not isinstance(pos, Tensor) or pos.dim() != 2:
             raise FlowcutError("positions", "contiguous positions need 1D position ids (not multimodal rotary ones)",
                                ["original"])  # fmt: skip
-        return pos if pos.shape[1] == keep.shape[1] else _rows(pos.expand(keep.shape[0], -1), keep, 1)
-
-    def _renumber(self, kw: dict, pos: Tensor) -> dict:
-        """``kw`` with ``pos`` as position ids and the rotary embeddings computed for them."""
-        assert self.rotary_emb is not None
         kw = dict(kw)
-        ref = kw["position_embeddings"][0]
-        kw["position_ids"] = pos
-        kw["position_embeddings"] = self.rotary_emb(ref, pos)
+        kw["position_ids"] = pos.expand(self.pad.shape[0], -1) - cut
+        kw["position_embeddings"] = self.rotary_emb(kw["position_embeddings"][0], kw["position_ids"])
         return kw
 
     def _decode_kwargs(self, i: int, kwargs: dict) -> dict:
@@ -222,10 +218,7 @@ class DecoderPruner:
             new = torch.arange(self.prompt_len, mask.shape[-1], device=kept.device).expand(b, -1)
             kw["attention_mask"] = _rows(mask.expand(b, *mask.shape[1:]), torch.cat([kept, new], dim=1), 3)
         if self.contiguous:  # this layer lost prompt_len - kept tokens before every new one
-            pos = kw.get("position_ids")
-            if not isinstance(pos, Tensor) or pos.dim() != 2:
-                raise FlowcutError("positions", "contiguous positions need 1D position ids", ["original"])
-            kw = self._renumber(kw, pos.expand(b, -1) - (self.prompt_len - kept.shape[1]))
+            kw = self._renumber(kw, self.prompt_len - kept.shape[1])
         return kw
 
     # -- what a method may read ---------------------------------------------------------

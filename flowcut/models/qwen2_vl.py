@@ -52,6 +52,8 @@ class Qwen2VLAdapter(VLMAdapter):
 
         vc = self.model.config.vision_config
         full, kept, flops, scores, start = [], [], [], [], 0
+        # the merger (LayerNorm + a 2-layer MLP) runs on every merge group, before any selection
+        merger = sum(2.0 * m.in_features * m.out_features for m in visual.merger.modules() if isinstance(m, nn.Linear))
         for b, g in enumerate(grids):
             n_patch = int(g.prod())
             res = run_qwen2_vl(
@@ -68,11 +70,9 @@ class Qwen2VLAdapter(VLMAdapter):
             kept.append([res.indices[0]])
             if res.importance is not None:
                 scores.append(res.importance[0])
-            # the merger (LayerNorm + a 2-layer MLP) runs on every merge group, before any selection
-            merger = sum(2.0 * m.in_features * m.out_features for m in visual.merger.modules() if isinstance(m, nn.Linear))
             flops.append(
                 sum(vit_layer_flops(n, vc.embed_dim, int(vc.embed_dim * vc.mlp_ratio)) for n in res.layer_tokens)
-                + merger * int(g.prod()) // merge
+                + merger * counts[b]
             )
         ids = []
         for q, n in zip(questions, counts):

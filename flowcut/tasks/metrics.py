@@ -76,6 +76,11 @@ def pope_by_category(
     return out
 
 
+def mme_reference(ref: str) -> str:
+    """An MME answer as lmms-eval reads it: lower case, stripped, periods dropped ("Yes." is "yes")."""
+    return ref.lower().strip().replace(".", "")
+
+
 def mme_scores(
     preds: Sequence[str], refs: Sequence[str], categories: Sequence[str], question_ids: Sequence[str]
 ) -> dict[str, object]:
@@ -97,7 +102,7 @@ def mme_scores(
     _check(preds, refs, categories, question_ids)
     pairs: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for p, r, cat, qid in zip(preds, refs, categories, question_ids, strict=True):
-        pairs[cat][qid].append(float(p == r.lower().strip().replace(".", "")))
+        pairs[cat][qid].append(float(p == mme_reference(r)))
     cats: dict[str, dict[str, float]] = {}
     for cat, by_image in pairs.items():
         bad = [q for q, s in by_image.items() if len(s) != 2]

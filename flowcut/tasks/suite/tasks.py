@@ -220,7 +220,11 @@ def make_sample(task: str, seed: int) -> Sample | list[Sample]:
     return _MAKERS[task](seed, image, scene, _rng(task, seed))
 
 
+def listed(out: Sample | list[Sample]) -> list[Sample]:
+    """A maker's output as a list: the mme pair as it is, any other task's one sample alone."""
+    return out if isinstance(out, list) else [out]
+
+
 def make_samples(task: str, seed: int) -> list[Sample]:
     """``make_sample`` with the mme pair and single samples alike returned as a list."""
-    out = make_sample(task, seed)
-    return out if isinstance(out, list) else [out]
+    return listed(make_sample(task, seed))
