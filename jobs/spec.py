@@ -78,7 +78,7 @@ class SweepSpec(Strict):
     def _plausible_models(cls, v: list[str]) -> list[str]:
         # hub names cannot be checked offline; anything else must be ours or a local folder
         for m in v:
-            ours = m in ("mini", "fake") or m.startswith(("fake:", "tiny-"))
+            ours = m in ("mini", "fake") or m.startswith(("mini@", "fake:", "tiny-"))
             hub = m.count("/") == 1 and not m.startswith((".", "/")) and not Path(m).exists()
             if not (ours or hub or Path(m).is_dir()):
                 raise ValueError(
@@ -181,9 +181,14 @@ def benchmark_identity(spec: Any) -> dict[str, Any]:
 
 
 def expand(spec: SweepSpec) -> list[JobConfig]:
-    """models x methods x budgets x benchmarks; method ``none`` runs once, at every token."""
+    """models x methods x budgets x benchmarks; method ``none`` runs once, at every token.
+
+    ``mini`` becomes ``mini@<revision>`` (``jobs.models.pinned``), so its jobs name the weights they ran.
+    """
+    from .models import pinned
+
     jobs = []
-    for model in spec.models:
+    for model in map(pinned, spec.models):
         for bench in spec.benchmarks:
             for method in spec.methods:
                 budgets = [0] if method == "none" else spec.budgets

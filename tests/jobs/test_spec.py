@@ -49,6 +49,28 @@ def test_a_method_version_is_part_of_the_job_id(monkeypatch: pytest.MonkeyPatch)
     assert ids("none") == none  # the other methods' jobs are untouched
 
 
+def test_the_embedded_model_is_pinned_to_its_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A new checkpoint under the name ``mini`` gets new job ids and its own rows, and old jobs never load it."""
+    from jobs import models
+
+    def expanded() -> list:
+        models.mini_revision.cache_clear()
+        return expand(parse_spec(BASE | {"models": ["mini"]}))
+
+    shipped = expanded()
+    assert {j.model for j in shipped} == {models.pinned("mini")}
+    assert models.pinned("mini").startswith("mini@") and len(models.pinned("mini")) == len("mini@") + 8
+    other = tmp_path / "model.safetensors"
+    other.write_bytes((models.MINI / "model.safetensors").read_bytes()[:-1] + b"\0")  # one byte differs
+    monkeypatch.setattr(models, "MINI", tmp_path)
+    swapped = expanded()
+    assert not {j.id for j in swapped} & {j.id for j in shipped}
+    with pytest.raises(FlowcutError, match=rf"^model: {shipped[0].model} is another checkpoint than this checkout's"):
+        models.load_model(shipped[0].model)
+    assert parse_spec(BASE | {"models": [shipped[0].model]}).models == [shipped[0].model]  # a stored name resubmits
+    models.mini_revision.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("patch", "field", "text"),
     [
