@@ -74,7 +74,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = MiniConfig().with_overrides(args.set or [])
-    tok = train_tokenizer(T.corpus(2000), cfg.vocab_size)
+    tok = train_tokenizer(T.corpus(2000), cfg.vocab_size, cfg.split_punctuation)
     model = T.build_llava(cfg, tok, T.build_vision(cfg))  # the ViT is never run here
     rng = random.Random(2)
     told, rows = T.text_rows(cfg, cfg.text_scenes, rng)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,15 +34,26 @@ def model_and_tok():
     return train.build_llava(CFG, tok, vision).eval(), tok
 
 
-def test_tokenizer_keeps_newlines_and_punctuation_out_of_words(model_and_tok) -> None:
+def test_split_punctuation_keeps_newlines_and_punctuation_out_of_words() -> None:
     # a BPE merging across them made "red\nB." one token: option A's value fused with B's letter
-    _, tok = model_and_tok
     prompt = "What colour is the circle at the top left?\nA. red\nB. blue\nAnswer with the option's letter."
-    ids = tok(prompt).input_ids
-    pieces = tok.convert_ids_to_tokens(ids)
-    assert [p for p in pieces if set(p) & set("\n?.'")] == ["?", "\n", ".", "\n", ".", "\n", "'", "."]
-    assert "▁red" in pieces and "B" in pieces
-    assert tok.decode(ids, skip_special_tokens=True) == prompt
+    for split in (True, False):
+        tok = train_tokenizer(train.corpus(8), CFG.vocab_size, split_punctuation=split)
+        ids = tok(prompt).input_ids
+        pieces = tok.convert_ids_to_tokens(ids)
+        marks = [p for p in pieces if set(p) & set("\n?.'")]
+        assert (marks == ["?", "\n", ".", "\n", ".", "\n", "'", "."]) == split, marks
+        assert ("▁red" in pieces and "B" in pieces) == split
+        assert tok.decode(ids, skip_special_tokens=True) == prompt
+
+
+def test_the_default_tokenizer_is_the_shipped_checkpoints() -> None:
+    """``MiniConfig``'s defaults are the shipped recipe: the script's tokenizer is the checkpoint's, merge for merge."""
+    shipped = json.loads((Path(train.__file__).parent / "checkpoint" / "tokenizer.json").read_text())
+    ours = json.loads(train_tokenizer(train.corpus(2000), MiniConfig().vocab_size).backend_tokenizer.to_str())
+    for key in ("normalizer", "pre_tokenizer", "decoder"):
+        assert ours[key] == shipped[key], key
+    assert ours["model"]["vocab"] == shipped["model"]["vocab"] and ours["model"]["merges"] == shipped["model"]["merges"]
 
 
 def test_keep_share_grows_to_all_patches_and_stays() -> None:

@@ -34,6 +34,10 @@ class MiniConfig:
     # image patch and the question, which scrambles content matches (NOTES.md, "perfect perception")
     lm_rope_theta: float = 1000000.0
     vocab_size: int = 600  # BPE over a templated corpus needs few merges
+    # newlines and punctuation as tokens of their own (tokenizer.train_tokenizer); off, the BPE
+    # merges across them, as for the shipped checkpoint: the three runs with them split named
+    # fewer places (NOTES.md, session 23)
+    split_punctuation: bool = False
     init_std: float = 0.06  # LM + projector weights; see train.build_llava for why not Llama's 0.02
     # training budget (minutes of wall time per stage; each stage also stops at max steps)
     clip_minutes: float = 18.0

@@ -479,7 +479,7 @@ def main(
 
     t0 = time.time()
     if lm_from is None:
-        tok = train_tokenizer(corpus(2000), cfg.vocab_size)
+        tok = train_tokenizer(corpus(2000), cfg.vocab_size, cfg.split_punctuation)
     else:  # a warm start keeps the tokenizer its embeddings were trained with
         tok = AutoTokenizer.from_pretrained(lm_from)
     log(f"tokenizer: {len(tok)} tokens ({time.time() - t0:.0f}s)")
