@@ -191,8 +191,8 @@ def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -
 def run_spec(spec: SweepSpec, log: Callable[[str], None] = print, round_size: int = 64) -> list[str]:
     """Submit the spec's jobs and run every one that is missing; returns the job ids."""
     store = open_store(spec.store)
+    ensure_suite(spec.benchmarks)  # first: a built suite's fingerprint is part of the job ids
     ids = store.submit_jobs([c.row(spec.max_attempts) for c in expand(spec)], priority=spec.priority)
-    ensure_suite(spec.benchmarks)
     drain(store, ids, spec.resources, log, round_size)
     return ids
 

@@ -141,7 +141,12 @@ class JobConfig:
         version = METHODS[self.method].version
         if version > 1:  # left out at 1, so that the ids of jobs of never-changed methods stay as they were
             body["method_version"] = version
-        return {"job": body, "benchmark": benchmark_identity(BENCHMARKS[self.benchmark])}
+        bench = benchmark_identity(BENCHMARKS[self.benchmark])
+        if bench["path"].startswith("suite:") and self.data_path is None:
+            from flowcut.tasks.suite.build import suite_fingerprint
+
+            bench["suite_fingerprint"] = suite_fingerprint(bench["path"].removeprefix("suite:"))
+        return {"job": body, "benchmark": bench}
 
     @property
     def id(self) -> str:

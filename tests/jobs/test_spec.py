@@ -71,6 +71,26 @@ def test_the_embedded_model_is_pinned_to_its_weights(monkeypatch: pytest.MonkeyP
     models.mini_revision.cache_clear()
 
 
+def test_another_build_of_the_suite_gets_new_job_ids(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import json
+
+    def ids(patch: dict | None = None) -> dict[str, str]:
+        return {j.benchmark: j.id for j in expand(parse_spec(BASE | (patch or {}))) if j.method == "none"}
+
+    shipped = ids()
+    (tmp_path / "pope" / "test").mkdir(parents=True)
+    (tmp_path / "pope" / "test" / "state.json").write_text(json.dumps({"_fingerprint": "0123456789abcdef"}))
+    monkeypatch.setenv("FLOWCUT_SUITE_DIR", str(tmp_path))
+    rebuilt = ids()
+    assert rebuilt["suite_pope"] != shipped["suite_pope"]
+    assert rebuilt["suite_count"] != shipped["suite_count"]  # unbuilt here: not the shipped build either
+    # a spec that reads the task from its own files does not depend on the suite's build
+    own = {"data": {"suite_pope": str(tmp_path / "pope")}}
+    with_env = ids(own)["suite_pope"]
+    monkeypatch.delenv("FLOWCUT_SUITE_DIR")
+    assert ids(own)["suite_pope"] == with_env
+
+
 @pytest.mark.parametrize(
     ("patch", "field", "text"),
     [

@@ -15,6 +15,7 @@ holding PNG bytes. ``n_test`` counts scenes, so mme holds ``2 * n_test`` rows (i
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,18 @@ def split_seed(split: str, i: int) -> int:
 def default_root() -> Path:
     """Where the suite lives unless told: ``$FLOWCUT_SUITE_DIR`` or ``data/suite``."""
     return Path(os.environ.get("FLOWCUT_SUITE_DIR", "data/suite"))
+
+
+def suite_fingerprint(task: str, root: Path | None = None) -> str | None:
+    """The ``datasets`` fingerprint of a built task's test split (a hash of its rows), None when unbuilt.
+
+    Job ids include it, so a store never resumes or ranks results of another build of the suite.
+    """
+    try:
+        state = json.loads((Path(root or default_root()) / task / "test" / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state.get("_fingerprint")
 
 
 def _png(sample: Sample) -> Sample:
