@@ -53,8 +53,9 @@ def main(n: int, methods: list[str], checkpoint: str, by_category: bool = False,
                     [e.image for e in chunk], [e.prompt for e in chunk], method, budget, max_new_tokens=4
                 )  # fmt: skip
                 scores += [sample_score(spec, None, e, o.text)[0] for e, o in zip(chunk, outs, strict=True)]
-            table.setdefault(bench, {})[m] = round(100 * sum(scores) / len(scores), 2)
-            row.append(f"{m}={100 * sum(scores) / len(scores):.0f}")
+            acc = 100 * sum(scores) / len(scores)
+            table.setdefault(bench, {})[m] = round(acc, 2)
+            row.append(f"{m}={acc:.0f}")
             if by_category:
                 per = defaultdict(list)
                 for e, s in zip(examples, scores, strict=True):

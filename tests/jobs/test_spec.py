@@ -57,18 +57,21 @@ def test_the_embedded_model_is_pinned_to_its_weights(monkeypatch: pytest.MonkeyP
         models.mini_revision.cache_clear()
         return expand(parse_spec(BASE | {"models": ["mini"]}))
 
-    shipped = expanded()
-    assert {j.model for j in shipped} == {models.pinned("mini")}
-    assert models.pinned("mini").startswith("mini@") and len(models.pinned("mini")) == len("mini@") + 8
-    other = tmp_path / "model.safetensors"
-    other.write_bytes((models.MINI / "model.safetensors").read_bytes()[:-1] + b"\0")  # one byte differs
-    monkeypatch.setattr(models, "MINI", tmp_path)
-    swapped = expanded()
-    assert not {j.id for j in swapped} & {j.id for j in shipped}
-    with pytest.raises(FlowcutError, match=rf"^model: {shipped[0].model} is another checkpoint than this checkout's"):
-        models.load_model(shipped[0].model)
-    assert parse_spec(BASE | {"models": [shipped[0].model]}).models == [shipped[0].model]  # a stored name resubmits
-    models.mini_revision.cache_clear()
+    try:
+        shipped = expanded()
+        assert {j.model for j in shipped} == {models.pinned("mini")}
+        assert models.pinned("mini").startswith("mini@") and len(models.pinned("mini")) == len("mini@") + 8
+        other = tmp_path / "model.safetensors"
+        weights = (models.MINI / "model.safetensors").read_bytes()
+        other.write_bytes(weights[:-1] + bytes([weights[-1] ^ 1]))  # one bit differs
+        monkeypatch.setattr(models, "MINI", tmp_path)
+        swapped = expanded()
+        assert not {j.id for j in swapped} & {j.id for j in shipped}
+        with pytest.raises(FlowcutError, match=rf"^model: {shipped[0].model} is another checkpoint than this checkout's"):
+            models.load_model(shipped[0].model)
+        assert parse_spec(BASE | {"models": [shipped[0].model]}).models == [shipped[0].model]  # a stored name resubmits
+    finally:  # the next caller hashes the shipped weights again (MINI is restored at teardown)
+        models.mini_revision.cache_clear()
 
 
 def test_another_build_of_the_suite_gets_new_job_ids(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
