@@ -115,9 +115,11 @@ def make_app(store_url: str, token: str | None = None) -> FastAPI:
     @app.post("/jobs", response_model=SubmitOut, dependencies=[Depends(authorised)],
               responses={401: {"description": "bad token"}, 403: {"description": "disabled"}})  # fmt: skip
     def submit(spec: dict[str, Any]) -> SubmitOut:
+        from .runner import ensure_suite
         from .spec import expand, parse_spec
 
         parsed = parse_spec(spec)
+        ensure_suite(parsed.benchmarks)  # first, as a CLI sweep: a built suite's fingerprint is part of the job ids
         rows = [c.row(parsed.max_attempts) for c in expand(parsed)]
         return SubmitOut(jobs=store().submit_jobs(rows, priority=parsed.priority))
 

@@ -46,6 +46,27 @@ def test_submit_list_get_cancel(client: TestClient) -> None:
     assert client.get(f"/jobs/{ids[0]}/results").json() == []
 
 
+def test_submit_builds_an_unbuilt_suite_first(client: TestClient, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs submitted over HTTP get the ids a CLI sweep gives them: the suite's build is in both."""
+    import json
+
+    from flowcut.tasks.suite import build
+    from jobs.spec import expand, parse_spec
+
+    def fake_build(root: Path, **_: object) -> None:  # the real one takes minutes; the ids need only the state
+        for task in ("pope",):
+            (Path(root) / task / "test").mkdir(parents=True)
+            (Path(root) / task / "test" / "state.json").write_text(json.dumps({"_fingerprint": "feedbeef"}))
+
+    monkeypatch.setenv("FLOWCUT_SUITE_DIR", str(tmp_path / "suite"))
+    monkeypatch.setattr(build, "build_suite", fake_build)
+    unbuilt = {j.id for j in expand(parse_spec(SPEC))}
+    ids = client.post("/jobs", json=SPEC, headers=AUTH).json()["jobs"]
+    assert build.suite_fingerprint("pope") == "feedbeef", "submit built the suite"
+    assert set(ids) == {j.id for j in expand(parse_spec(SPEC))} and not set(ids) & unbuilt
+
+
 def test_auth_is_required_for_submit_and_cancel(client: TestClient, tmp_path: Path) -> None:
     assert client.post("/jobs", json=SPEC).status_code == 401
     assert client.post("/jobs", json=SPEC, headers={"Authorization": "Bearer nope"}).status_code == 401
