@@ -46,8 +46,9 @@ def test_submit_list_get_cancel(client: TestClient) -> None:
     assert client.get(f"/jobs/{ids[0]}/results").json() == []
 
 
-def test_submit_builds_an_unbuilt_suite_first(client: TestClient, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_builds_an_unbuilt_suite_first(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Jobs submitted over HTTP get the ids a CLI sweep gives them: the suite's build is in both."""
     import json
 
