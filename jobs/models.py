@@ -4,6 +4,9 @@
 name, so a sweep stores it as ``mini@<revision>`` (the first hex digits of its weights' SHA-256):
 a store that outlives a checkpoint keeps the old results under their own name instead of
 resuming or ranking them as the new model's, and a queued job never runs on other weights.
+A hub name moves the same way when its repository gets a new commit, so it is stored as
+``org/name@<commit>``: the commit the local Hugging Face cache holds, else the hub's current one
+(a name that is neither cached nor reachable stays as given), and its jobs load that commit.
 """
 
 from __future__ import annotations
@@ -24,9 +27,33 @@ def mini_revision() -> str:
     return hashlib.sha256((MINI / "model.safetensors").read_bytes()).hexdigest()[:8]
 
 
+def is_hub(name: str) -> bool:
+    """``org/name`` that is not a local path: a Hugging Face hub repository."""
+    return name.count("/") == 1 and not name.startswith((".", "/")) and not Path(name).exists()
+
+
+def hub_revision(name: str) -> str | None:
+    """The commit ``name``'s main branch is at: in the local cache, else on the hub; None when neither answers."""
+    from huggingface_hub import constants, model_info, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):  # <cache>/models--org--name/snapshots/<commit>/config.json
+        return Path(cached).parent.name
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        return model_info(name, timeout=10).sha
+    except Exception:  # no network, no such repository, gated: the job's load says why
+        return None
+
+
 def pinned(name: str) -> str:
-    """The name a job stores: ``mini`` pinned to this checkout's revision, anything else as given."""
-    return f"mini@{mini_revision()}" if name == "mini" else name
+    """The name a job stores: ``mini`` and hub names pinned to their revision, anything else as given."""
+    if name == "mini":
+        return f"mini@{mini_revision()}"
+    if is_hub(name) and "@" not in name and (commit := hub_revision(name)):
+        return f"{name}@{commit}"
+    return name
 
 
 def load_model(name: str, device: str = "cpu") -> Any:
@@ -40,4 +67,9 @@ def load_model(name: str, device: str = "cpu") -> Any:
                                     "check out the commit that shipped it, or submit the spec again")  # fmt: skip
     from flowcut.models import load
 
-    return load(str(MINI) if name == "mini" or name.startswith("mini@") else name, device=device)
+    if name == "mini" or name.startswith("mini@"):
+        return load(str(MINI), device=device)
+    repo, _, revision = name.partition("@")
+    if revision and is_hub(repo):
+        return load(repo, device=device, revision=revision)
+    return load(name, device=device)

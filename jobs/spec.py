@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from flowcut.errors import FlowcutError
 
+from .models import is_hub, pinned
+
 DEFAULT_STORE = "sqlite:///results/flowcut.db"
 
 
@@ -79,8 +81,7 @@ class SweepSpec(Strict):
         # hub names cannot be checked offline; anything else must be ours or a local folder
         for m in v:
             ours = m in ("mini", "fake") or m.startswith(("mini@", "fake:", "tiny-"))
-            hub = m.count("/") == 1 and not m.startswith((".", "/")) and not Path(m).exists()
-            if not (ours or hub or Path(m).is_dir()):
+            if not (ours or is_hub(m) or Path(m).is_dir()):
                 raise ValueError(
                     f"unknown model {m!r} (allowed: mini, fake[:options], tiny-<type>, a checkpoint folder, "
                     "or a hub name like llava-hf/llava-1.5-7b-hf)"
@@ -188,10 +189,9 @@ def benchmark_identity(spec: Any) -> dict[str, Any]:
 def expand(spec: SweepSpec) -> list[JobConfig]:
     """models x methods x budgets x benchmarks; method ``none`` runs once, at every token.
 
-    ``mini`` becomes ``mini@<revision>`` (``jobs.models.pinned``), so its jobs name the weights they ran.
+    ``mini`` becomes ``mini@<revision>`` and a hub name ``org/name@<commit>`` (``jobs.models.pinned``),
+    so its jobs name the weights they ran.
     """
-    from .models import pinned
-
     jobs = []
     for model in map(pinned, spec.models):
         for bench in spec.benchmarks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,9 @@ def test_the_embedded_model_is_pinned_to_its_weights(monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(models, "MINI", tmp_path)
         swapped = expanded()
         assert not {j.id for j in swapped} & {j.id for j in shipped}
-        with pytest.raises(FlowcutError, match=rf"^model: {shipped[0].model} is another checkpoint than this checkout's"):
+        with pytest.raises(
+            FlowcutError, match=rf"^model: {shipped[0].model} is another checkpoint than this checkout's"
+        ):
             models.load_model(shipped[0].model)
         assert parse_spec(BASE | {"models": [shipped[0].model]}).models == [shipped[0].model]  # a stored name resubmits
     finally:  # the next caller hashes the shipped weights again (MINI is restored at teardown)
@@ -92,6 +96,38 @@ def test_another_build_of_the_suite_gets_new_job_ids(monkeypatch: pytest.MonkeyP
     with_env = ids(own)["suite_pope"]
     monkeypatch.delenv("FLOWCUT_SUITE_DIR")
     assert ids(own)["suite_pope"] == with_env
+
+
+def test_a_hub_model_is_pinned_to_its_commit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A hub name is stored at the commit the cache holds; a new commit gets new ids, old jobs load their own."""
+    from huggingface_hub import constants
+
+    from jobs import models
+
+    def push(commit: str, eps: float) -> None:  # a commit in the cache's layout, the branch moved to it
+        repo = tmp_path / "models--test-org--mini"
+        shutil.copytree(models.MINI, repo / "snapshots" / commit)
+        config = repo / "snapshots" / commit / "config.json"
+        config.write_text(json.dumps(json.loads(config.read_text()) | {"eps_marker": eps}))
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    spec = BASE | {"models": ["test-org/mini"]}
+    assert {j.model for j in expand(parse_spec(spec))} == {"test-org/mini"}, "neither cached nor reachable: as given"
+    push("a" * 40, 1.0)
+    first = expand(parse_spec(spec))
+    assert {j.model for j in first} == {"test-org/mini@" + "a" * 40}
+    push("b" * 40, 2.0)
+    second = expand(parse_spec(spec))
+    assert {j.model for j in second} == {"test-org/mini@" + "b" * 40}
+    assert not {j.id for j in first} & {j.id for j in second}
+    assert models.load_model(first[0].model).model.config.eps_marker == 1.0
+    assert models.load_model(second[0].model).model.config.eps_marker == 2.0
+    with pytest.raises(FlowcutError, match=r"^model: cannot load 'test-org/mini' at revision c{40}: "):
+        models.load_model("test-org/mini@" + "c" * 40)
+    assert parse_spec(spec | {"models": [first[0].model]}).models == [first[0].model]  # a stored name resubmits
 
 
 @pytest.mark.parametrize(
