@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from .store import Store
@@ -46,8 +47,12 @@ def _paired_base(method: dict[str, Any], base: dict[str, Any]) -> float:
     return 100 * sum(shared) / len(shared) if shared else float("nan")
 
 
-def relative_table(summaries: list[dict[str, Any]]) -> Table:
-    """Methods x budgets per model: per-benchmark accuracy and the average relative to ``none`` (%)."""
+def relative_table(summaries: list[dict[str, Any]], model_column: bool | None = None) -> Table:
+    """Methods x budgets per model: per-benchmark accuracy and the average relative to ``none`` (%).
+
+    ``model_column``: None names a single model in the title instead, so that the table fits an
+    80-column log whatever the model's name (a pinned hub name is 60 characters).
+    """
     # only finished jobs, and of several finished jobs in one cell (other limits, seeds, options)
     # the one with the most scored samples: a cell never mixes or silently swaps runs
     done = [s for s in summaries if s["status"] == "succeeded"]
@@ -65,18 +70,28 @@ def relative_table(summaries: list[dict[str, Any]]) -> Table:
         cells[(s["model"], s["method"], s["budget"])][s["benchmark"]] = s["accuracy"]
         if (s["model"], s["benchmark"]) in baselines:
             paired[(s["model"], s["method"], s["budget"])][s["benchmark"]] = _paired_base(
-                s, baselines[(s["model"], s["benchmark"])])
+                s, baselines[(s["model"], s["benchmark"])]
+            )
     note = f"; {left_out} other finished job(s) of the same cells left out" if left_out else ""
-    table = Table(title="accuracy (%) per benchmark, finished jobs; rel = mean of method / unpruned over "
-                  f"benchmarks, '-' unless it has all of them{note}")  # fmt: skip
-    for col in ("model", "method", "budget", *benches, "rel %"):
+    models = sorted({s["model"] for s in summaries})
+    if model_column is None:
+        model_column = len(models) != 1
+    # the generated suite's names share a prefix; without it the table fits an 80-column log
+    suite = bool(benches) and all(b.startswith("suite_") for b in benches)
+    title = f"accuracy (%) per {'suite_ ' if suite else ''}benchmark, finished jobs"
+    title += "" if model_column else f" of {models[0] if models else 'no model'}"
+    table = Table(title=f"{title}; rel = mean of method / unpruned over benchmarks, '-' unless it has all of "
+                  f"them{note}", box=box.SIMPLE_HEAD, collapse_padding=True)  # fmt: skip
+    if model_column:
+        table.add_column("model", overflow="fold")  # a pinned name is told apart by its end: folded, never cut
+    for col in ("method", "budget", *(b.removeprefix("suite_") if suite else b for b in benches), "rel %"):
         table.add_column(col, justify="right")
     for (model, method, budget), accs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         usable = [b for b in benches if base.get((model, b))]  # a baseline of 0 divides nothing
         pair = paired[(model, method, budget)]
         rels = [accs[b] / pair[b] * 100 for b in usable if b in accs and accs[b] == accs[b] and pair.get(b)]
         complete = len(rels) == len(usable)  # an average over fewer benchmarks is not the same figure
-        table.add_row(model, method, "all" if budget == 0 else str(budget),
+        table.add_row(*([model] if model_column else []), method, "all" if budget == 0 else str(budget),
                       *[f"{accs[b]:.1f}" if b in accs and accs[b] == accs[b] else "-" for b in benches],
                       f"{sum(rels) / len(rels):.1f}" if rels and complete else "-")  # fmt: skip
     return table
@@ -84,7 +99,7 @@ def relative_table(summaries: list[dict[str, Any]]) -> Table:
 
 def markdown_table(summaries: list[dict[str, Any]]) -> str:
     """The same table as :func:`relative_table`, as Markdown (for README / BENCHMARKS.md)."""
-    table = relative_table(summaries)
+    table = relative_table(summaries, model_column=True)
     cols = [c.header for c in table.columns]
     cells = [list(c.cells) for c in table.columns]
     lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]

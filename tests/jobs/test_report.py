@@ -39,7 +39,9 @@ def test_a_specs_summary_holds_the_jobs_another_spec_submitted_first(tmp_path) -
     with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
         shared = job("none", 0, "suite_pope") | {"spec_name": "first"}
         store.submit_jobs([shared])
-        store.submit_jobs([shared | {"spec_name": "second"}, job("flowcut", 64, "suite_pope") | {"spec_name": "second"}])
+        store.submit_jobs(
+            [shared | {"spec_name": "second"}, job("flowcut", 64, "suite_pope") | {"spec_name": "second"}]
+        )
         assert [s["method"] for s in job_summaries(store, "second")] == ["flowcut"]  # by name: the baseline is not
         ids = {shared["id"], "flowcut-64-suite_pope"}
         assert sorted(s["method"] for s in job_summaries(store, job_ids=ids)) == ["flowcut", "none"]
@@ -51,3 +53,24 @@ def test_relative_table_pairs_the_baseline_with_the_samples_the_method_scored() 
     method = summary("x", "a", 100.0, n=2) | {"scores": {"s0": 1.0, "s1": 1.0}}
     got = rows(markdown_table([base, method]))
     assert got["x"][3:] == ["100.0", "100.0"]  # not 100 / 50 = 200
+
+
+def test_the_main_commands_table_fits_an_80_column_log() -> None:
+    """`scripts/run.sh` prints the table to a log of 80 columns: no method, benchmark or model name is cut."""
+    import io
+
+    from rich.console import Console
+
+    from jobs.report import relative_table
+
+    benches = ("pope", "gqa", "count", "mme", "mcq", "textvqa")
+    one = [summary(m, f"suite_{b}", 50.0) | {"model": "mini@cc63a542"} for m in ("none", "visionzip") for b in benches]
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(relative_table(one))
+    text = console.export_text()
+    assert "…" not in text and "mini@cc63a542" in text and all(f" {b} " in text for b in benches)
+    assert "visionzip" in text and "100.0" in text
+    hub = "org/model@" + "0123456789" * 4
+    console.print(relative_table(one + [s | {"model": hub} for s in one]))
+    folded = console.export_text()  # a long pinned name is folded over lines in its column, never cut
+    assert "…" not in folded and folded.count("org/model@") == 2 and folded.count("0123456789") == 2 * 4
