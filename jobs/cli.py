@@ -31,16 +31,17 @@ def run(spec_path: Path, store: str | None = typer.Option(None, envvar="FLOWCUT_
     """Submit SPEC_PATH's jobs and run all that are missing (starts a local Ray if none is running)."""
     from .report import job_summaries, relative_table
     from .runner import run_spec
-    from .spec import expand, load_spec
+    from .spec import load_spec
 
     try:
         spec = load_spec(spec_path)
         if store:
             spec = spec.model_copy(update={"store": store})
-        run_spec(spec)
+        ids = run_spec(spec)
         st = _store(spec.store)
-        # the spec's own jobs, whichever spec first submitted them (a shared baseline keeps its first name)
-        Console().print(relative_table(job_summaries(st, job_ids={c.id for c in expand(spec)})))
+        # the spec's own jobs, whichever spec first submitted them (a shared baseline keeps its first name);
+        # the ids run_spec submitted, not a second expansion, which could pin a hub model that moved since
+        Console().print(relative_table(job_summaries(st, job_ids=set(ids))))
         typer.echo(f"results in {spec.store}")
     except FlowcutError as e:
         _fail(e)

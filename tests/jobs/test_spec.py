@@ -79,8 +79,6 @@ def test_the_embedded_model_is_pinned_to_its_weights(monkeypatch: pytest.MonkeyP
 
 
 def test_another_build_of_the_suite_gets_new_job_ids(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import json
-
     def ids(patch: dict | None = None) -> dict[str, str]:
         return {j.benchmark: j.id for j in expand(parse_spec(BASE | (patch or {}))) if j.method == "none"}
 
