@@ -71,9 +71,13 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(LEASE_S / 3):
-            for jid in self.job_ids:
-                if jid not in self.lost and not self.store.heartbeat(jid, self.owner, LEASE_S):
-                    self.lost.add(jid)
+            mine = [j for j in self.job_ids if j not in self.lost]
+            try:
+                held = self.store.heartbeats(mine, self.owner, LEASE_S)
+            except Exception as exc:  # noqa: BLE001 - a store blip: two more beats before the lease runs out
+                print(f"heartbeat failed, retrying in {LEASE_S / 3:g} s: {exc}".splitlines()[0], file=sys.stderr)
+                continue
+            self.lost.update(set(mine) - held)
 
 
 def claim_round(store: Store, owner: str, ids: list[str] | None, size: int) -> list[Any]:

@@ -190,13 +190,42 @@ def test_rounds_longer_than_a_lease_keep_their_jobs(tmp_path: Path, monkeypatch:
     # outlasts a 0.6 s lease here); a lost lease would drop the rows and fail the job
     import jobs.runner as runner
 
-    monkeypatch.setattr(runner, "LEASE_S", 0.6)
+    # 1.2 s: short beside the round, with 0.8 s of slack for a beat delayed by a loaded machine
+    # (0.6 s flaked once beside a training run)
+    monkeypatch.setattr(runner, "LEASE_S", 1.2)
     spec = parse_spec(spec_dict(tmp_path, "fake", methods=["none", "random", "flowcut"], budgets=[64, 128],
                                 benchmarks=["suite_count", "suite_pope"], limit=20))  # fmt: skip
+    start = time.monotonic()
     ids = run_spec(spec)
+    assert time.monotonic() - start > 2 * runner.LEASE_S  # else this proves nothing about renewal
     store = Store(spec.store)
     assert [store.get_job(i).attempts for i in ids] == [1] * 10
     assert all(store.get_job(i).status == "succeeded" for i in ids) and len(store.results()) == 200
+
+
+def test_a_failed_beat_does_not_stop_the_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    import jobs.runner as runner
+
+    class FlakyStore:
+        calls: list[list[str]] = []
+
+        def heartbeats(self, ids: list[str], owner: str, lease_s: float) -> set[str]:
+            self.calls.append(list(ids))
+            if len(self.calls) == 1:
+                raise OSError("connection reset\nwith a second line")
+            return {"a"}  # "b" was taken over
+
+    monkeypatch.setattr(runner, "LEASE_S", 0.06)
+    store = FlakyStore()
+    beat = runner.Heartbeat(store, ["a", "b"], "me")  # type: ignore[arg-type]
+    beat.start()
+    deadline = time.monotonic() + 10
+    while len(store.calls) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    beat.stop.set()
+    beat.join(5)
+    assert not beat.is_alive() and beat.lost == {"b"}
+    assert store.calls[:3] == [["a", "b"], ["a", "b"], ["a"]]  # the lost one is not renewed again
 
 
 @pytest.mark.parametrize(("items", "actors", "batch"), [(1, 1, 4), (7, 4, 4), (400, 1, 4), (400, 4, 4),

@@ -177,6 +177,29 @@ def test_fail_retries_then_fails_and_records_the_error(store: Store) -> None:
     assert errors == ["CUDA out of memory", "again"]
 
 
+def test_one_beat_renews_a_rounds_leases_and_names_the_lost(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [store_models.utcnow()]
+    monkeypatch.setattr(store_queue, "utcnow", lambda: clock[0])
+    ids = store.submit_jobs(job_rows(5))
+    mine = [store.claim("w1", 1.0, job_ids=[i]) for i in ids[:4]]
+    assert all(j is not None for j in mine)
+    assert store.claim("w2", 1.0, job_ids=[ids[4]]) is not None  # someone else's
+    assert store.cancel(ids[1])  # cancelled under us
+    assert store.complete(ids[2], "w1")  # finished: nothing left to renew
+    clock[0] += timedelta(seconds=0.6)
+    assert store.heartbeats(ids, "w1", 1.0) == {ids[0], ids[3]}
+    clock[0] += timedelta(seconds=0.6)  # past the first lease: w2's job goes back, ours were renewed
+    assert store.requeue_expired() == 1
+    assert [store.get_job(i).status for i in ids] == [JobStatus.RUNNING, JobStatus.CANCELLED,  # type: ignore[union-attr]
+                                                      JobStatus.SUCCEEDED, JobStatus.RUNNING, JobStatus.QUEUED]  # fmt: skip
+    assert store.heartbeats([ids[0], "no-such-job"], "w1", 1.0) == {ids[0]}
+    clock[0] += timedelta(seconds=1.1)  # ids[3] missed a beat; ids[0]'s renewed lease has run out too
+    assert store.heartbeats(ids, "w1", 1.0) == set()
+    assert store.heartbeats([], "w1", 1.0) == set()
+    with pytest.raises(FlowcutError, match="lease_s"):
+        store.heartbeats(ids, "w1", -1)
+
+
 def test_cancel(store: Store) -> None:
     a, b = store.submit_jobs(job_rows(2))
     assert store.cancel(a)
