@@ -26,7 +26,9 @@ def job_summaries(store: Store, spec_name: str | None = None, job_ids: set[str] 
         ok = [r for r in rows if r["error"] is None and r["score"] is not None]
 
         def mean(key: str, ok: list[dict[str, Any]] = ok) -> float:
-            return sum(r[key] for r in ok) / len(ok) if ok else float("nan")
+            # a cost a backend does not measure (FLOPs of an unknown architecture) is None, not 0
+            got = [r[key] for r in ok if r[key] is not None]
+            return sum(got) / len(got) if got else float("nan")
 
         out.append({
             "job": job.id, "status": job.status, "model": job.model, "method": job.method, "budget": job.budget,
@@ -87,9 +89,11 @@ def relative_table(summaries: list[dict[str, Any]], model_column: bool | None = 
     for col in ("method", "budget", *(b.removeprefix("suite_") if suite else b for b in benches), "rel %"):
         table.add_column(col, justify="right")
     for (model, method, budget), accs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
-        usable = [b for b in benches if base.get((model, b))]  # a baseline of 0 divides nothing
+        # a baseline of 0 divides nothing, nor one without a scored sample (NaN), as in the dashboard
+        usable = [b for b in benches if (v := base.get((model, b))) and v == v]
         pair = paired[(model, method, budget)]
-        rels = [accs[b] / pair[b] * 100 for b in usable if b in accs and accs[b] == accs[b] and pair.get(b)]
+        # no sample scored by both the method and the baseline: a NaN pair, nothing to divide by
+        rels = [accs[b] / p * 100 for b in usable if b in accs and accs[b] == accs[b] and (p := pair.get(b)) and p == p]
         complete = len(rels) == len(usable)  # an average over fewer benchmarks is not the same figure
         table.add_row(*([model] if model_column else []), method, "all" if budget == 0 else str(budget),
                       *[f"{accs[b]:.1f}" if b in accs and accs[b] == accs[b] else "-" for b in benches],

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
 from jobs.report import markdown_table
 
 
@@ -74,3 +78,59 @@ def test_the_main_commands_table_fits_an_80_column_log() -> None:
     console.print(relative_table(one + [s | {"model": hub} for s in one]))
     folded = console.export_text()  # a long pinned name is folded over lines in its column, never cut
     assert "…" not in folded and folded.count("org/model@") == 2 and folded.count("0123456789") == 2 * 4
+
+
+# a sample's outcome for one job: right, wrong, errored, or never run (a shorter or cut-off job)
+_OUTCOMES = st.sampled_from([1.0, 0.0, "error", None])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(st.data())
+def test_the_cli_and_the_dashboard_report_the_same_figures(data: st.DataObject) -> None:
+    """The relative score lives twice (rows of dicts here, pandas in the dashboard): both must agree."""
+    import tempfile
+
+    from dashboard.tables import REL, job_accuracy, leaderboard
+    from jobs.report import job_summaries, relative_table
+    from jobs.store import RESULT_MEASURED, Store
+
+    benches = data.draw(st.lists(st.sampled_from(["suite_pope", "suite_gqa", "suite_count"]), min_size=1,
+                                 max_size=3, unique=True))  # fmt: skip
+    n = data.draw(st.integers(1, 5))
+    cells = [("none", 0), ("flowcut", 64), ("random", 64), ("random", 128)]
+    with tempfile.TemporaryDirectory() as tmp, Store(f"sqlite:///{tmp}/s.db") as store:
+        for method, budget in cells:
+            for bench in data.draw(st.lists(st.sampled_from(benches), unique=True), label=f"{method}@{budget}"):
+                jid = f"{method}-{budget}-{bench}"
+                store.submit_jobs([{"id": jid, "spec_name": "t", "config": {}, "model": "m", "method": method,
+                                    "budget": budget, "benchmark": bench}])  # fmt: skip
+                store.claim("w", 600, job_ids=[jid])
+                rows = []
+                for i, outcome in enumerate(data.draw(st.lists(_OUTCOMES, min_size=n, max_size=n))):
+                    if outcome == "error":
+                        rows.append({"sample_id": f"s{i}", "error": "image: missing"})
+                    elif outcome is not None:
+                        rows.append({**dict.fromkeys(RESULT_MEASURED), "sample_id": f"s{i}", "prediction": "x",
+                                     "reference": "x", "score": outcome, "parser": "p", "parser_version": "1"})
+                store.write_results(jid, rows)
+                assert store.complete(jid, "w")
+        cli = relative_table(job_summaries(store), model_column=True)
+        frame = store.results_frame()
+    acc = job_accuracy(frame[frame["status"] == "succeeded"])
+    board = leaderboard(acc, sorted(benches))
+    col = {c.header: list(c._cells) for c in cli.columns}
+    shown = [c for c in col if c not in ("model", "method", "budget", "rel %")]
+    got_cli = {(m, b): (i, r) for i, (m, b, r) in enumerate(zip(col["method"], col["budget"], col["rel %"], strict=True))}
+    got_board = {(m, "all" if b == 0 else str(b)): "-" if pd.isna(r) else f"{r:.1f}"
+                 for m, b, r in zip(board["method"], board["budget"], board[REL], strict=True)}  # fmt: skip
+    assert set(got_board) <= set(got_cli)
+    # a finished job without a result row is a row of '-' in the CLI and no row in the dashboard
+    assert all(all(col[c][i] == "-" for c in shown) for key, (i, _) in got_cli.items() if key not in got_board)
+    assert {key: r for key, (_, r) in got_cli.items() if key in got_board} == got_board
+    runs = [i for key, (i, _) in got_cli.items() if key in got_board]
+    for name in shown:
+        for i in runs:
+            m, b = col["method"][i], col["budget"][i]
+            want = board[(board["method"] == m) & (board["budget"] == (0 if b == "all" else int(b)))]["suite_" + name]
+            assert col[name][i] == ("-" if pd.isna(want.iloc[0]) else f"{want.iloc[0]:.1f}"), (m, b, name)
