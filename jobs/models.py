@@ -7,11 +7,14 @@ resuming or ranking them as the new model's, and a queued job never runs on othe
 A hub name moves the same way when its repository gets a new commit, so it is stored as
 ``org/name@<commit>``: the commit the local Hugging Face cache holds, else the hub's current one
 (a name that is neither cached nor reachable stays as given), and its jobs load that commit.
+A local checkpoint folder is stored as ``<folder>@<revision>`` (``local_revision``): a folder
+retrained in place gets new jobs, and a queued job refuses to run on what replaced its weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,45 @@ MINI = Path(__file__).resolve().parent.parent / "flowcut" / "mini" / "checkpoint
 def mini_revision() -> str:
     """8 hex digits of the SHA-256 of the shipped checkpoint's weights (9 MB: ~20 ms)."""
     return hashlib.sha256((MINI / "model.safetensors").read_bytes()).hexdigest()[:8]
+
+
+_WHOLE = 64 << 20  # files up to this size are hashed whole; larger ones by evenly spaced samples
+_SAMPLES, _SAMPLE = 32, 1 << 20
+
+
+def local_revision(folder: str | Path) -> str:
+    """8 hex digits over a checkpoint folder's files: names, sizes and contents.
+
+    A file over 64 MiB contributes 32 evenly spaced MiB and its size instead of every byte, so a
+    7B checkpoint is fingerprinted in a second, not a minute; retraining changes every weight,
+    so it changes the samples too. Cached per (path, size, mtime) of each file.
+    """
+    root = Path(folder).resolve()
+    files = sorted(f for f in root.iterdir() if f.is_file() and not f.name.startswith("."))
+    return _revision_of(root, tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@lru_cache(maxsize=64)
+def _revision_of(root: Path, stats: tuple[tuple[str, int, int], ...]) -> str:
+    h = hashlib.sha256()
+    for name, size, _ in stats:
+        h.update(f"{name}\0{size}\0".encode())
+        with open(root / name, "rb") as f:
+            if size <= _WHOLE:
+                h.update(f.read())
+                continue
+            for k in range(_SAMPLES):
+                f.seek((size - _SAMPLE) * k // (_SAMPLES - 1), os.SEEK_SET)
+                h.update(f.read(_SAMPLE))
+    return h.hexdigest()[:8]
+
+
+def local_pin(name: str) -> tuple[Path, str] | None:
+    """(folder, revision) of a stored ``<folder>@<revision>`` name whose folder exists here, else None."""
+    folder, at, revision = name.rpartition("@")
+    if not at or Path(name).exists() or not Path(folder).is_dir():
+        return None
+    return Path(folder), revision
 
 
 def is_hub(name: str) -> bool:
@@ -51,6 +93,8 @@ def pinned(name: str) -> str:
     """The name a job stores: ``mini`` and hub names pinned to their revision, anything else as given."""
     if name == "mini":
         return f"mini@{mini_revision()}"
+    if Path(name).is_dir():
+        return f"{name}@{local_revision(name)}"
     if is_hub(name) and "@" not in name and (commit := hub_revision(name)):
         return f"{name}@{commit}"
     return name
@@ -69,6 +113,12 @@ def load_model(name: str, device: str = "cpu") -> Any:
 
     if name == "mini" or name.startswith("mini@"):
         return load(str(MINI), device=device)
+    if pin := local_pin(name):
+        folder, revision = pin
+        if (now := local_revision(folder)) != revision:
+            raise FlowcutError("model", f"{folder} changed since this job was queued (revision {revision}, now {now}); "
+                                        "submit the spec again to evaluate what it holds now")  # fmt: skip
+        return load(str(folder), device=device)
     repo, _, revision = name.partition("@")
     if revision and is_hub(repo):
         return load(repo, device=device, revision=revision)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from flowcut.errors import FlowcutError
 
-from .models import is_hub, pinned
+from .models import is_hub, local_pin, pinned
 
 DEFAULT_STORE = "sqlite:///results/flowcut.db"
 
@@ -81,7 +81,7 @@ class SweepSpec(Strict):
         # hub names cannot be checked offline; anything else must be ours or a local folder
         for m in v:
             ours = m in ("mini", "fake") or m.startswith(("mini@", "fake:", "tiny-"))
-            if not (ours or is_hub(m) or Path(m).is_dir()):
+            if not (ours or is_hub(m) or Path(m).is_dir() or local_pin(m)):
                 raise ValueError(
                     f"unknown model {m!r} (allowed: mini, fake[:options], tiny-<type>, a checkpoint folder, "
                     "or a hub name like llava-hf/llava-1.5-7b-hf)"
@@ -189,8 +189,8 @@ def benchmark_identity(spec: Any) -> dict[str, Any]:
 def expand(spec: SweepSpec) -> list[JobConfig]:
     """models x methods x budgets x benchmarks; method ``none`` runs once, at every token.
 
-    ``mini`` becomes ``mini@<revision>`` and a hub name ``org/name@<commit>`` (``jobs.models.pinned``),
-    so its jobs name the weights they ran.
+    ``mini`` becomes ``mini@<revision>``, a hub name ``org/name@<commit>`` and a checkpoint folder
+    ``<folder>@<revision>`` (``jobs.models.pinned``), so its jobs name the weights they ran.
     """
     jobs = []
     for model in map(pinned, spec.models):

@@ -128,6 +128,46 @@ def test_a_hub_model_is_pinned_to_its_commit(monkeypatch: pytest.MonkeyPatch, tm
     assert parse_spec(spec | {"models": [first[0].model]}).models == [first[0].model]  # a stored name resubmits
 
 
+def test_a_checkpoint_folder_is_pinned_to_its_contents(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A folder retrained in place gets new job ids; a job queued before refuses the new weights."""
+    from jobs import models
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(models.MINI, folder)
+
+    def rewrite(data: bytes) -> None:  # the cache keys on mtime, which a coarse clock may not move
+        (folder / "model.safetensors").write_bytes(data)
+        models._revision_of.cache_clear()
+
+    spec = BASE | {"models": [str(folder)]}
+    first = expand(parse_spec(spec))
+    (name,) = {j.model for j in first}
+    assert name == f"{folder}@{models.local_revision(folder)}" and len(name) == len(str(folder)) + 9
+    assert {j.id for j in expand(parse_spec(spec))} == {j.id for j in first}  # unchanged: the same jobs
+    assert models.load_model(name).model.config.model_type == "llava"
+    assert parse_spec(spec | {"models": [name]}).models == [name]  # a stored name resubmits
+    # one bit of the weights differs (9 MB: hashed whole)
+    weights = (folder / "model.safetensors").read_bytes()
+    rewrite(weights[:-1] + bytes([weights[-1] ^ 1]))
+    second = expand(parse_spec(spec))
+    assert not {j.id for j in first} & {j.id for j in second}
+    with pytest.raises(FlowcutError, match=rf"^model: {folder} changed since this job was queued \(revision "):
+        models.load_model(name)
+    # a large file is sampled: a change inside a sample moves the revision, as a change of size does;
+    # one byte between samples does not (retraining changes every weight, so every sample)
+    monkeypatch.setattr(models, "_WHOLE", 1024)
+    monkeypatch.setattr(models, "_SAMPLE", 256)
+    rewrite(weights)
+    base = models.local_revision(folder)
+    rewrite(bytes([weights[0] ^ 1]) + weights[1:])  # in the first sample
+    assert models.local_revision(folder) != base
+    mid = len(weights) // 64  # between the first sample (256 bytes at 0) and the second (at ~1/31)
+    rewrite(weights[:mid] + bytes([weights[mid] ^ 1]) + weights[mid + 1 :])
+    assert models.local_revision(folder) == base
+    rewrite(weights[:-1])
+    assert models.local_revision(folder) != base
+
+
 @pytest.mark.parametrize(
     ("patch", "field", "text"),
     [
