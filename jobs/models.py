@@ -14,12 +14,13 @@ retrained in place gets new jobs, and a queued job refuses to run on what replac
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from flowcut.errors import FlowcutError
+
+from .fingerprint import files_revision
 
 MINI = Path(__file__).resolve().parent.parent / "flowcut" / "mini" / "checkpoint"
 
@@ -30,35 +31,10 @@ def mini_revision() -> str:
     return hashlib.sha256((MINI / "model.safetensors").read_bytes()).hexdigest()[:8]
 
 
-_WHOLE = 64 << 20  # files up to this size are hashed whole; larger ones by evenly spaced samples
-_SAMPLES, _SAMPLE = 32, 1 << 20
-
-
 def local_revision(folder: str | Path) -> str:
-    """8 hex digits over a checkpoint folder's files: names, sizes and contents.
-
-    A file over 64 MiB contributes 32 evenly spaced MiB and its size instead of every byte, so a
-    7B checkpoint is fingerprinted in a second, not a minute; retraining changes every weight,
-    so it changes the samples too. Cached per (path, size, mtime) of each file.
-    """
-    root = Path(folder).resolve()
-    files = sorted(f for f in root.iterdir() if f.is_file() and not f.name.startswith("."))
-    return _revision_of(root, tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
-
-
-@lru_cache(maxsize=64)
-def _revision_of(root: Path, stats: tuple[tuple[str, int, int], ...]) -> str:
-    h = hashlib.sha256()
-    for name, size, _ in stats:
-        h.update(f"{name}\0{size}\0".encode())
-        with open(root / name, "rb") as f:
-            if size <= _WHOLE:
-                h.update(f.read())
-                continue
-            for k in range(_SAMPLES):
-                f.seek((size - _SAMPLE) * k // (_SAMPLES - 1), os.SEEK_SET)
-                h.update(f.read(_SAMPLE))
-    return h.hexdigest()[:8]
+    """8 hex digits over a checkpoint folder's files: names, sizes and contents (``jobs.fingerprint``)."""
+    root = Path(folder)
+    return files_revision((f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")), root)
 
 
 def local_pin(name: str) -> tuple[Path, str] | None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from flowcut.errors import FlowcutError
 
+from .fingerprint import files_revision
 from .models import is_hub, local_pin, pinned
 
 DEFAULT_STORE = "sqlite:///results/flowcut.db"
@@ -136,13 +137,16 @@ class JobConfig:
 
     def canonical(self) -> dict[str, Any]:
         from flowcut.methods import METHODS
-        from flowcut.tasks.registry import BENCHMARKS
+        from flowcut.tasks.registry import BENCHMARKS, local_files
 
         body = {k: v for k, v in dataclasses.asdict(self).items() if k != "spec_name"}
         version = METHODS[self.method].version
         if version > 1:  # left out at 1, so that the ids of jobs of never-changed methods stay as they were
             body["method_version"] = version
         bench = benchmark_identity(BENCHMARKS[self.benchmark])
+        if self.data_path is not None and (files := local_files(self.data_path)):
+            # the override's contents, not only its path: a file re-exported in place gets new jobs
+            bench["data_revision"] = files_revision(files, Path(self.data_path).parent)
         if bench["path"].startswith("suite:") and self.data_path is None:
             from flowcut.tasks.suite.build import suite_fingerprint
 

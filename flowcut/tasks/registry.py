@@ -139,6 +139,21 @@ def _read_parquet(path: Path) -> datasets.Dataset:
     return datasets.Dataset(datasets.table.InMemoryTable(pq.read_table(path)))
 
 
+def local_files(path: str | Path) -> list[Path]:
+    """The files a local ``path`` override is read from, [] for a hub id: what pins a job to them.
+
+    A parquet file with GQA's ``<stem>_images.parquet`` beside it, or every file of a saved
+    dataset's folder but the ``cache-*`` files that ``datasets`` may add there on its own.
+    """
+    source = Path(path)
+    if source.is_file():
+        side = source.with_name(source.stem + "_images.parquet")
+        return [source, side] if source.suffix == ".parquet" and side.is_file() else [source]
+    if source.is_dir():
+        return [f for f in source.rglob("*") if f.is_file() and not f.name.startswith((".", "cache-"))]
+    return []
+
+
 def _open(spec: BenchmarkSpec, split: str, path: str | Path | None) -> datasets.Dataset:
     import datasets
 

@@ -130,14 +130,14 @@ def test_a_hub_model_is_pinned_to_its_commit(monkeypatch: pytest.MonkeyPatch, tm
 
 def test_a_checkpoint_folder_is_pinned_to_its_contents(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A folder retrained in place gets new job ids; a job queued before refuses the new weights."""
-    from jobs import models
+    from jobs import fingerprint, models
 
     folder = tmp_path / "ckpt"
     shutil.copytree(models.MINI, folder)
 
     def rewrite(data: bytes) -> None:  # the cache keys on mtime, which a coarse clock may not move
         (folder / "model.safetensors").write_bytes(data)
-        models._revision_of.cache_clear()
+        fingerprint.clear_cache()
 
     spec = BASE | {"models": [str(folder)]}
     first = expand(parse_spec(spec))
@@ -155,8 +155,8 @@ def test_a_checkpoint_folder_is_pinned_to_its_contents(monkeypatch: pytest.Monke
         models.load_model(name)
     # a large file is sampled: a change inside a sample moves the revision, as a change of size does;
     # one byte between samples does not (retraining changes every weight, so every sample)
-    monkeypatch.setattr(models, "_WHOLE", 1024)
-    monkeypatch.setattr(models, "_SAMPLE", 256)
+    monkeypatch.setattr(fingerprint, "WHOLE", 1024)
+    monkeypatch.setattr(fingerprint, "SAMPLE", 256)
     rewrite(weights)
     base = models.local_revision(folder)
     rewrite(bytes([weights[0] ^ 1]) + weights[1:])  # in the first sample
@@ -166,6 +166,35 @@ def test_a_checkpoint_folder_is_pinned_to_its_contents(monkeypatch: pytest.Monke
     assert models.local_revision(folder) == base
     rewrite(weights[:-1])
     assert models.local_revision(folder) != base
+
+
+def test_a_local_dataset_override_is_pinned_to_its_contents(tmp_path: Path) -> None:
+    """A parquet file (with GQA's images beside it) or a saved folder re-exported in place gets new job ids."""
+    from jobs import fingerprint
+
+    fixtures = Path(__file__).parents[1] / "data"
+    for name in ("gqa.parquet", "gqa_images.parquet", "pope.parquet"):
+        shutil.copy(fixtures / name, tmp_path / name)
+    saved = tmp_path / "saved" / "test"
+    saved.mkdir(parents=True)
+    (saved / "state.json").write_text(json.dumps({"_fingerprint": "a"}))
+
+    def ids() -> dict[str, str]:
+        fingerprint.clear_cache()  # rewrites within the clock's resolution keep their mtime
+        spec = BASE | {"benchmarks": ["gqa", "pope", "suite_count"], "methods": ["none"],
+                       "data": {"gqa": str(tmp_path / "gqa.parquet"), "pope": str(tmp_path / "pope.parquet"),
+                                "suite_count": str(tmp_path / "saved")}}  # fmt: skip
+        return {j.benchmark: j.id for j in expand(parse_spec(spec))}
+
+    first = ids()
+    assert ids() == first  # unchanged files: the same jobs
+    (tmp_path / "gqa_images.parquet").write_bytes((fixtures / "pope.parquet").read_bytes())
+    second = ids()
+    assert second["gqa"] != first["gqa"] and second["pope"] == first["pope"]
+    (saved / "cache-0123.arrow").write_bytes(b"datasets' own cache")  # not the data
+    assert ids() == second
+    (saved / "state.json").write_text(json.dumps({"_fingerprint": "b"}))
+    assert ids()["suite_count"] != second["suite_count"]
 
 
 @pytest.mark.parametrize(
