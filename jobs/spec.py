@@ -9,6 +9,7 @@ already ran and only runs what is missing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -153,8 +154,10 @@ class JobConfig:
             bench["suite_fingerprint"] = suite_fingerprint(bench["path"].removeprefix("suite:"))
         return {"job": body, "benchmark": bench}
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
+        # computed once: it reads the suite's build state and hashes override files, and one
+        # expansion must hand the store one id per job even if a file changes meanwhile
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
