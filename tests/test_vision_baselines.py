@@ -6,9 +6,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor
 
 from flowcut.errors import FlowcutError
+from flowcut.methods import METHODS, make_method
 from flowcut.methods.base import VisionTrace
 from flowcut.methods.random import RandomPruning
 from flowcut.methods.visionzip import VisionZip, split_budget
@@ -186,3 +189,35 @@ def test_random_draw_depends_on_seed_and_image_not_on_batch_or_history() -> None
     assert not torch.equal(first, other_seed)
     # a trace without pixels (built by hand) draws from the method's own stream, still seeded
     assert torch.equal(RandomPruning(seed=5).select(trace, 8).indices, RandomPruning(seed=5).select(trace, 8).indices)
+
+
+_VISION = sorted(n for n, c in METHODS.items() if c.kind == "vision" and n != "none")
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(_VISION), rows=st.integers(1, 7), cols=st.integers(1, 7), cls=st.booleans(),
+       flat=st.sampled_from(["none", "features", "attention", "both"]), seed=st.integers(0, 2**16), data=st.data())
+def test_any_trace_and_budget_give_a_valid_selection(name: str, rows: int, cols: int, cls: bool, flat: str,
+                                                     seed: int, data: st.DataObject) -> None:  # fmt: skip
+    """Degenerate scenes (a blank background: equal features, ties in attention) included."""
+    n = rows * cols
+    budget = data.draw(st.integers(1, n), label="budget")
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.ones(B, n, D) if flat in ("features", "both") else torch.randn(B, n, D, generator=g)
+    attn = torch.full((B, H, n), 1 / n) if flat in ("attention", "both") else torch.rand(B, H, n, generator=g).softmax(-1)
+    trace = VisionTrace(feats=feats, relay_attn=attn, keys=torch.randn(B, H, n, HD, generator=g),
+                        cls_feat=torch.randn(B, D, generator=g) if cls else None, grid=(rows, cols))  # fmt: skip
+    method = make_method(name)
+    # VFlowOpt's vision stage keeps more, for its LLM stages to cut to the budget
+    want = method.vision_keep(budget, n) if hasattr(method, "vision_keep") else budget
+    try:
+        sel = method.select(trace, budget)
+    except FlowcutError as e:  # a refusal must name the budget, never be a crash
+        assert e.field == "budget", e
+        return
+    if sel.tokens is None:
+        check_indices(sel.indices, want, n)
+    else:  # built tokens: as many as asked, each of the features' width and finite
+        assert sel.tokens.shape == (B, want, D) and torch.isfinite(sel.tokens).all()
+        for row in sel.indices.tolist():
+            assert row == sorted(set(row)) and all(0 <= i < n for i in row)
