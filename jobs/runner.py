@@ -120,12 +120,14 @@ def run_round(store: Store, jobs: list[Any], owner: str, res: Resources) -> set[
     beat = Heartbeat(store, [j.id for j in jobs], owner)
     beat.start()
     try:
-        return _run_round(store, jobs, res, beat)
+        _run_round(store, jobs, res, beat)
     finally:
         beat.stop.set()
+        beat.join()  # no beat may add to ``lost`` while it is read below
+    return set(beat.lost)
 
 
-def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -> set[str]:
+def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -> None:
     import ray
 
     from . import raycompat
@@ -189,7 +191,6 @@ def _run_round(store: Store, jobs: list[Any], res: Resources, beat: Heartbeat) -
                 store.write_results(str(job_id), part.drop(columns=["job_id"]).to_dict("records"))
             bar.update(len(batch))
     bar.close()
-    return set(beat.lost)
 
 
 def run_spec(spec: SweepSpec, log: Callable[[str], None] = print, round_size: int = 64) -> list[str]:
