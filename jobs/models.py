@@ -14,6 +14,9 @@ retrained in place gets new jobs, and a queued job refuses to run on what replac
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -69,8 +72,8 @@ def pinned(name: str) -> str:
     """The name a job stores: ``mini`` and hub names pinned to their revision, anything else as given."""
     if name == "mini":
         return f"mini@{mini_revision()}"
-    if Path(name).is_dir():
-        return f"{name}@{local_revision(name)}"
+    if Path(name).is_dir():  # absolute: the same folder is one model however a spec spells it
+        return f"{os.path.abspath(name)}@{local_revision(name)}"
     if is_hub(name) and "@" not in name and (commit := hub_revision(name)):
         return f"{name}@{commit}"
     return name
@@ -95,6 +98,10 @@ def load_model(name: str, device: str = "cpu") -> Any:
             raise FlowcutError("model", f"{folder} changed since this job was queued (revision {revision}, now {now}); "
                                         "submit the spec again to evaluate what it holds now")  # fmt: skip
         return load(str(folder), device=device)
+    folder, _, revision = name.rpartition("@")
+    if folder.startswith("/") and re.fullmatch(r"[0-9a-f]{8}", revision) and not Path(name).exists():
+        raise FlowcutError("model", f"checkpoint folder {folder} not found on {platform.node()}; a cluster's "
+                                    "nodes need it at the same path")  # fmt: skip
     repo, _, revision = name.partition("@")
     if revision and is_hub(repo):
         return load(repo, device=device, revision=revision)

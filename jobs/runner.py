@@ -26,7 +26,7 @@ from tqdm import tqdm
 from flowcut.tasks.registry import get_spec, load_examples
 
 from .evaluate import EvalActor, encode_example, error_row
-from .spec import Resources, SweepSpec, expand, open_store
+from .spec import Resources, SweepSpec, expand, open_store, stale_data
 from .store import Store
 
 BLOCK_BATCHES = 8  # batches per Ray Data block (num_blocks)
@@ -226,6 +226,13 @@ def drain(store: Store, ids: list[str] | None, res: Resources, log: Callable[[st
             if not wait or not [j for j in mine if j is not None and j.status in ("queued", "running")]:
                 return ran
             time.sleep(poll_s)  # others hold them; wait for them to finish or their leases to expire
+            continue
+        for job in list(jobs):
+            if why := stale_data(job.config):  # its data changed since it was queued: it cannot run
+                store.fail(job.id, owner, why)
+                log(f"job {job.id}: {why}")
+                jobs.remove(job)
+        if not jobs:
             continue
         ran += len(jobs)
         for job in jobs:

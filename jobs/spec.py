@@ -135,19 +135,21 @@ class JobConfig:
     method_options: dict[str, Any]
     max_new_tokens: int
     data_path: str | None = None
+    # the local override's contents (``data_revision``), not only its path: a file re-exported in
+    # place gets new jobs, and a job queued before refuses it (``stale_data``)
+    data_revision: str | None = None
 
     def canonical(self) -> dict[str, Any]:
         from flowcut.methods import METHODS
-        from flowcut.tasks.registry import BENCHMARKS, local_files
+        from flowcut.tasks.registry import BENCHMARKS
 
         body = {k: v for k, v in dataclasses.asdict(self).items() if k != "spec_name"}
+        if body["data_revision"] is None:  # left out when None: the ids of jobs from before it stay
+            del body["data_revision"]
         version = METHODS[self.method].version
         if version > 1:  # left out at 1, so that the ids of jobs of never-changed methods stay as they were
             body["method_version"] = version
         bench = benchmark_identity(BENCHMARKS[self.benchmark])
-        if self.data_path is not None and (files := local_files(self.data_path)):
-            # the override's contents, not only its path: a file re-exported in place gets new jobs
-            bench["data_revision"] = files_revision(files, Path(self.data_path).parent)
         if bench["path"].startswith("suite:") and self.data_path is None:
             from flowcut.tasks.suite.build import suite_fingerprint
 
@@ -193,6 +195,23 @@ def benchmark_identity(spec: Any) -> dict[str, Any]:
     return out
 
 
+def data_revision(benchmark: str, path: str | None) -> str | None:
+    """The revision of the local files ``path`` overrides ``benchmark`` with; None for none or a hub id."""
+    from flowcut.tasks.registry import local_files
+
+    files = local_files(benchmark, path) if path is not None else []
+    return files_revision(files, Path(path).parent) if files and path is not None else None
+
+
+def stale_data(config: dict[str, Any]) -> str | None:
+    """Why a queued job must not run on its data override any more (it changed), or None."""
+    queued = config.get("data_revision")
+    if queued is None or (now := data_revision(config["benchmark"], config.get("data_path"))) == queued:
+        return None
+    return (f"data: {config['data_path']} changed since this job was queued (revision {queued}, now {now}); "
+            "submit the spec again to evaluate what it holds now")  # fmt: skip
+
+
 def expand(spec: SweepSpec) -> list[JobConfig]:
     """models x methods x budgets x benchmarks; method ``none`` runs once, at every token.
 
@@ -200,6 +219,7 @@ def expand(spec: SweepSpec) -> list[JobConfig]:
     ``<folder>@<revision>`` (``jobs.models.pinned``), so its jobs name the weights they ran.
     """
     jobs = []
+    revisions = {bench: data_revision(bench, spec.data.get(bench)) for bench in spec.benchmarks}
     for model in map(pinned, spec.models):
         for bench in spec.benchmarks:
             for method in spec.methods:
@@ -210,6 +230,7 @@ def expand(spec: SweepSpec) -> list[JobConfig]:
                         limit=spec.limit, seed=spec.seed, parser=spec.parser,
                         method_options=spec.method_options.get(method, {}),
                         max_new_tokens=spec.generation.max_new_tokens, data_path=spec.data.get(bench),
+                        data_revision=revisions[bench],
                     ))  # fmt: skip
     return jobs
 

@@ -213,7 +213,7 @@ def test_any_trace_and_budget_give_a_valid_selection(name: str, rows: int, cols:
     try:
         sel = method.select(trace, budget)
     except FlowcutError as e:  # a refusal must name the budget, never be a crash
-        assert e.field == "budget", e
+        assert e.field == "budget" and budget < n, e  # every patch can always be kept
         return
     if sel.tokens is None:
         check_indices(sel.indices, want, n)

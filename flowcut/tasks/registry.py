@@ -15,6 +15,7 @@ same columns and templates as the benchmark each imitates, so one scorer serves 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,19 +140,29 @@ def _read_parquet(path: Path) -> datasets.Dataset:
     return datasets.Dataset(datasets.table.InMemoryTable(pq.read_table(path)))
 
 
-def local_files(path: str | Path) -> list[Path]:
-    """The files a local ``path`` override is read from, [] for a hub id: what pins a job to them.
+def local_files(name: str, path: str | Path) -> list[Path]:
+    """The files benchmark ``name`` reads from a local ``path`` override, [] for a hub id: what pins a job to them.
 
-    A parquet file with GQA's ``<stem>_images.parquet`` beside it, or every file of a saved
-    dataset's folder but the ``cache-*`` files that ``datasets`` may add there on its own.
+    Resolved as ``_open`` resolves the override: a parquet file (with GQA's ``<stem>_images.parquet``
+    beside it), a saved dataset's folder, a suite root's folder of this task, or a folder that
+    ``load_dataset`` reads whole. Hidden entries (``.git``, ``.cache``) and the ``cache-*`` files
+    that ``datasets`` may add on its own are left out; symlinked folders are followed.
     """
     source = Path(path)
     if source.is_file():
         side = source.with_name(source.stem + "_images.parquet")
         return [source, side] if source.suffix == ".parquet" and side.is_file() else [source]
-    if source.is_dir():
-        return [f for f in source.rglob("*") if f.is_file() and not f.name.startswith((".", "cache-"))]
-    return []
+    if not source.is_dir():
+        return []
+    spec = get_spec(name)
+    saved = (source / "dataset_dict.json").exists() or (source / "state.json").exists()
+    if not saved and spec.path.startswith("suite:") and (source / spec.path.removeprefix("suite:")).is_dir():
+        source = source / spec.path.removeprefix("suite:")
+    out = []
+    for top, dirs, files in os.walk(source, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        out += [Path(top) / f for f in files if not f.startswith((".", "cache-"))]
+    return out
 
 
 def _open(spec: BenchmarkSpec, split: str, path: str | Path | None) -> datasets.Dataset:

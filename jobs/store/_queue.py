@@ -224,6 +224,8 @@ class QueueOps:
         """
         lease = _check_lease(lease_s)
         now, held = utcnow(), set()
+        if not job_ids:  # every job of the round lost: no write lock to take
+            return held
         with write_tx(self._engine) as conn:
             for chunk in _chunks(list(job_ids)):
                 res = conn.execute(

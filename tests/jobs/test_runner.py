@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -185,7 +186,8 @@ def test_rescore_reparses_stored_outputs_without_a_model(tmp_path: Path) -> None
     assert all(store_row["score"] == 0.0 for store_row in store.results(job_id) if store_row["prediction"] == "Yes.")
 
 
-def test_rounds_longer_than_a_lease_keep_their_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rounds_longer_than_a_lease_keep_their_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     # heartbeats renew every third of a lease from the start of a round (actor start-up alone
     # outlasts a 0.6 s lease here); a lost lease would drop the rows and fail the job
     import jobs.runner as runner
@@ -201,6 +203,10 @@ def test_rounds_longer_than_a_lease_keep_their_jobs(tmp_path: Path, monkeypatch:
     store = Store(spec.store)
     assert [store.get_job(i).attempts for i in ids] == [1] * 10
     assert all(store.get_job(i).status == "succeeded" for i in ids) and len(store.results()) == 200
+    # kept by renewals, not by luck: every job was renewed after its first lease would have run out
+    for job in map(store.get_job, ids):
+        assert job.heartbeat_at - job.started_at > timedelta(seconds=runner.LEASE_S)  # type: ignore[union-attr,operator]
+    assert "heartbeat failed" not in capfd.readouterr().err
 
 
 def test_a_failed_beat_does_not_stop_the_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -260,3 +266,30 @@ def test_a_round_ships_each_sample_once_for_all_the_jobs_that_need_it(tmp_path: 
     assert len({i["sample_id"] for i in items}) == 6
     counts = rows_per_sample(Store(spec.store))
     assert len(counts) == 3 * 6 and set(counts.values()) == {1}
+
+
+def test_a_queued_job_refuses_a_data_override_that_changed(tmp_path: Path) -> None:
+    """Re-exported in place after the job was queued: the job fails saying so, no row is written."""
+    import pyarrow.parquet as pq
+
+    from jobs import fingerprint
+    from jobs.runner import run_queue
+    from jobs.spec import expand
+
+    data = tmp_path / "pope.parquet"
+    table = pq.read_table(FIXTURES / "pope.parquet")
+    pq.write_table(table, data)
+    spec = parse_spec(spec_dict(tmp_path, "fake", methods=["none"], benchmarks=["pope"], data={"pope": str(data)},
+                                limit=4, max_attempts=2))  # fmt: skip
+    store = Store(spec.store)
+    (queued,) = store.submit_jobs([c.row(spec.max_attempts) for c in expand(spec)])
+    pq.write_table(table.slice(1), data)  # one question fewer
+    fingerprint.clear_cache()
+    run_queue(spec.store, spec.resources)
+    job = store.get_job(queued)
+    assert job is not None and job.status == "failed" and job.attempts == 2
+    assert job.last_error is not None and job.last_error.startswith(f"data: {data} changed since this job was queued")
+    assert store.results() == []
+    (now,) = run_spec(spec)  # submitted again: a new job, on what the file holds now
+    assert now != queued and store.get_job(now).status == "succeeded"  # type: ignore[union-attr]
+    assert len(store.results(now)) == min(4, table.num_rows - 1)

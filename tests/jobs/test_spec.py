@@ -128,7 +128,7 @@ def test_a_hub_model_is_pinned_to_its_commit(monkeypatch: pytest.MonkeyPatch, tm
     assert parse_spec(spec | {"models": [first[0].model]}).models == [first[0].model]  # a stored name resubmits
 
 
-def test_a_checkpoint_folder_is_pinned_to_its_contents(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_checkpoint_folder_is_pinned_to_its_contents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder retrained in place gets new job ids; a job queued before refuses the new weights."""
     from jobs import fingerprint, models
 
@@ -143,6 +143,8 @@ def test_a_checkpoint_folder_is_pinned_to_its_contents(monkeypatch: pytest.Monke
     first = expand(parse_spec(spec))
     (name,) = {j.model for j in first}
     assert name == f"{folder}@{models.local_revision(folder)}" and len(name) == len(str(folder)) + 9
+    monkeypatch.chdir(tmp_path)  # spelt relative, or with a trailing slash: the same folder, the same jobs
+    assert {j.model for j in expand(parse_spec(BASE | {"models": ["ckpt/"]}))} == {name}
     assert {j.id for j in expand(parse_spec(spec))} == {j.id for j in first}  # unchanged: the same jobs
     assert models.load_model(name).model.config.model_type == "llava"
     assert parse_spec(spec | {"models": [name]}).models == [name]  # a stored name resubmits
@@ -153,37 +155,28 @@ def test_a_checkpoint_folder_is_pinned_to_its_contents(monkeypatch: pytest.Monke
     assert not {j.id for j in first} & {j.id for j in second}
     with pytest.raises(FlowcutError, match=rf"^model: {folder} changed since this job was queued \(revision "):
         models.load_model(name)
-    # a large file is sampled: a change inside a sample moves the revision, as a change of size does;
-    # one byte between samples does not (retraining changes every weight, so every sample)
-    monkeypatch.setattr(fingerprint, "WHOLE", 1024)
-    monkeypatch.setattr(fingerprint, "SAMPLE", 256)
-    rewrite(weights)
-    base = models.local_revision(folder)
-    rewrite(bytes([weights[0] ^ 1]) + weights[1:])  # in the first sample
-    assert models.local_revision(folder) != base
-    mid = len(weights) // 64  # between the first sample (256 bytes at 0) and the second (at ~1/31)
-    rewrite(weights[:mid] + bytes([weights[mid] ^ 1]) + weights[mid + 1 :])
-    assert models.local_revision(folder) == base
-    rewrite(weights[:-1])
-    assert models.local_revision(folder) != base
+    shutil.rmtree(folder)  # a node without the folder: said so, not looked up on the hub
+    with pytest.raises(FlowcutError, match=rf"^model: checkpoint folder {folder} not found on "):
+        models.load_model(name)
 
 
 def test_a_local_dataset_override_is_pinned_to_its_contents(tmp_path: Path) -> None:
-    """A parquet file (with GQA's images beside it) or a saved folder re-exported in place gets new job ids."""
+    """A parquet file (with GQA's images beside it) or a suite task's folder re-exported in place gets new job ids."""
     from jobs import fingerprint
 
     fixtures = Path(__file__).parents[1] / "data"
     for name in ("gqa.parquet", "gqa_images.parquet", "pope.parquet"):
         shutil.copy(fixtures / name, tmp_path / name)
-    saved = tmp_path / "saved" / "test"
-    saved.mkdir(parents=True)
-    (saved / "state.json").write_text(json.dumps({"_fingerprint": "a"}))
+    suite = tmp_path / "suite"  # a suite root: one folder a task
+    for task in ("count", "pope"):
+        (suite / task / "test").mkdir(parents=True)
+        (suite / task / "test" / "state.json").write_text(json.dumps({"_fingerprint": "a"}))
 
     def ids() -> dict[str, str]:
         fingerprint.clear_cache()  # rewrites within the clock's resolution keep their mtime
         spec = BASE | {"benchmarks": ["gqa", "pope", "suite_count"], "methods": ["none"],
                        "data": {"gqa": str(tmp_path / "gqa.parquet"), "pope": str(tmp_path / "pope.parquet"),
-                                "suite_count": str(tmp_path / "saved")}}  # fmt: skip
+                                "suite_count": str(suite)}}  # fmt: skip
         return {j.benchmark: j.id for j in expand(parse_spec(spec))}
 
     first = ids()
@@ -191,10 +184,24 @@ def test_a_local_dataset_override_is_pinned_to_its_contents(tmp_path: Path) -> N
     (tmp_path / "gqa_images.parquet").write_bytes((fixtures / "pope.parquet").read_bytes())
     second = ids()
     assert second["gqa"] != first["gqa"] and second["pope"] == first["pope"]
-    (saved / "cache-0123.arrow").write_bytes(b"datasets' own cache")  # not the data
+    (suite / "pope" / "test" / "state.json").write_text(json.dumps({"_fingerprint": "b"}))  # another task
+    (suite / "count" / "test" / "cache-0123.arrow").write_bytes(b"datasets' own cache")  # not the data
+    (suite / "count" / ".git").mkdir()
+    (suite / "count" / ".git" / "HEAD").write_text("ref: refs/heads/main")  # nor is version control
     assert ids() == second
-    (saved / "state.json").write_text(json.dumps({"_fingerprint": "b"}))
+    (suite / "count" / "test" / "state.json").write_text(json.dumps({"_fingerprint": "b"}))
     assert ids()["suite_count"] != second["suite_count"]
+
+
+def test_job_ids_stay_what_earlier_releases_stored() -> None:
+    """A store outlives releases: a new optional setting (a data revision, a method version) must leave
+    the ids of jobs that do not use it as they were, or re-submitting a spec would run everything again.
+    The ids below are those the release of 2026-12-03 (1cc9b49) gave."""
+    spec = {"name": "t", "models": ["fake"], "methods": ["none", "fastv"], "budgets": [64], "benchmarks": ["pope", "gqa"]}
+    assert {(j.method, j.benchmark): j.id for j in expand(parse_spec(spec))} == {
+        ("none", "pope"): "4d146ef46588ce09fc2d3c29cc21f87c", ("fastv", "pope"): "21b34406209bcf5cc0946d4c6e2660fa",
+        ("none", "gqa"): "38680a32aa9ec72bc025209025636927", ("fastv", "gqa"): "f67a0a5cc889f600a9db3dff2bc45c53",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
