@@ -35,8 +35,8 @@ class MiniConfig:
     lm_rope_theta: float = 1000000.0
     vocab_size: int = 600  # BPE over a templated corpus needs few merges
     # newlines and punctuation as tokens of their own (tokenizer.train_tokenizer); off, the BPE
-    # merges across them, as for the shipped checkpoint: the three runs with them split named
-    # fewer places (NOTES.md, session 23)
+    # merges across them, as for the shipped checkpoint. The runs with them split named fewer
+    # places, but so did v18's recipe with another seed (NOTES.md, sessions 23-25): not settled
     split_punctuation: bool = False
     init_std: float = 0.06  # LM + projector weights; see train.build_llava for why not Llama's 0.02
     # training budget (minutes of wall time per stage; each stage also stops at max steps)
