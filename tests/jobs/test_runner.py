@@ -193,9 +193,10 @@ def test_rounds_longer_than_a_lease_keep_their_jobs(tmp_path: Path, monkeypatch:
     import jobs.runner as runner
 
     # 1.2 s: short beside the round, with 0.8 s of slack for a beat delayed by a loaded machine
-    # (0.6 s flaked once beside a training run)
+    # (0.6 s flaked once beside a training run); 200 answers at 40 ms over 2 actors keep the round
+    # longer than two leases however fast the machine (without the delay it took 2.1 s once)
     monkeypatch.setattr(runner, "LEASE_S", 1.2)
-    spec = parse_spec(spec_dict(tmp_path, "fake", methods=["none", "random", "flowcut"], budgets=[64, 128],
+    spec = parse_spec(spec_dict(tmp_path, "fake:delay=0.04", methods=["none", "random", "flowcut"], budgets=[64, 128],
                                 benchmarks=["suite_count", "suite_pope"], limit=20))  # fmt: skip
     start = time.monotonic()
     ids = run_spec(spec)
