@@ -41,9 +41,9 @@ def local_revision(folder: str | Path) -> str:
 
 
 def local_pin(name: str) -> tuple[Path, str] | None:
-    """(folder, revision) of a stored ``<folder>@<revision>`` name whose folder exists here, else None."""
-    folder, at, revision = name.rpartition("@")
-    if not at or Path(name).exists() or not Path(folder).is_dir():
+    """(folder, revision) of a stored ``<absolute folder>@<8 hex>`` name, whether or not the folder is here; else None."""
+    folder, _, revision = name.rpartition("@")
+    if not (folder.startswith("/") and re.fullmatch(r"[0-9a-f]{8}", revision)) or Path(name).exists():
         return None
     return Path(folder), revision
 
@@ -94,14 +94,13 @@ def load_model(name: str, device: str = "cpu") -> Any:
         return load(str(MINI), device=device)
     if pin := local_pin(name):
         folder, revision = pin
+        if not folder.is_dir():  # not looked up on the hub: it names a folder
+            raise FlowcutError("model", f"checkpoint folder {folder} not found on {platform.node()}; a cluster's "
+                                        "nodes need it at the same path")  # fmt: skip
         if (now := local_revision(folder)) != revision:
             raise FlowcutError("model", f"{folder} changed since this job was queued (revision {revision}, now {now}); "
                                         "submit the spec again to evaluate what it holds now")  # fmt: skip
         return load(str(folder), device=device)
-    folder, _, revision = name.rpartition("@")
-    if folder.startswith("/") and re.fullmatch(r"[0-9a-f]{8}", revision) and not Path(name).exists():
-        raise FlowcutError("model", f"checkpoint folder {folder} not found on {platform.node()}; a cluster's "
-                                    "nodes need it at the same path")  # fmt: skip
     repo, _, revision = name.partition("@")
     if revision and is_hub(repo):
         return load(repo, device=device, revision=revision)

@@ -83,7 +83,7 @@ class SweepSpec(Strict):
         # hub names cannot be checked offline; anything else must be ours or a local folder
         for m in v:
             ours = m in ("mini", "fake") or m.startswith(("mini@", "fake:", "tiny-"))
-            if not (ours or is_hub(m) or Path(m).is_dir() or local_pin(m)):
+            if not (ours or is_hub(m) or Path(m).is_dir() or ((pin := local_pin(m)) and pin[0].is_dir())):
                 raise ValueError(
                     f"unknown model {m!r} (allowed: mini, fake[:options], tiny-<type>, a checkpoint folder, "
                     "or a hub name like llava-hf/llava-1.5-7b-hf)"
@@ -199,8 +199,9 @@ def data_revision(benchmark: str, path: str | None) -> str | None:
     """The revision of the local files ``path`` overrides ``benchmark`` with; None for none or a hub id."""
     from flowcut.tasks.registry import local_files
 
-    files = local_files(benchmark, path) if path is not None else []
-    return files_revision(files, Path(path).parent) if files and path is not None else None
+    if path is None or not (files := local_files(benchmark, path)):
+        return None
+    return files_revision(files, Path(path).parent)
 
 
 def stale_data(config: dict[str, Any]) -> str | None:
