@@ -97,5 +97,3 @@ def llm_layer_flops(n: int, span: int, d: int, d_kv: int, m: int) -> float:
 def vit_layer_flops(n: int, d: int, m: int) -> float:
     """FLOPs of one ViT layer (q, k, v, out projections + 2-matrix MLP) over ``n`` tokens."""
     return 2.0 * n * (4 * d * d + 2 * d * m) + 4.0 * n * n * d
-
-

@@ -115,6 +115,7 @@ def lm_batch(model, tok, feats, scenes, idx: list[int], base: int, rung: str, to
 
     ``feats`` None: symbolic scenes (``scene_tokens``), fed as they are, no projector.
     """
+
     def ask(i: int) -> list[tuple[str, str]]:  # several questions over one scene: pseudo-seeds (seed, t)
         return [question(rung, (base + i) * turns + t, scenes[i]) for t in range(turns)]
 
@@ -247,10 +248,18 @@ def main() -> None:
     ap.add_argument("--tokens", choices=["full", "object"], default="full")
     ap.add_argument("--checkpoint", default="flowcut/mini/checkpoint")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--symbolic", type=float, default=0.0,
-                    help="first train the LM this many seconds on symbolic scenes (scene_tokens)")
-    ap.add_argument("--text", type=float, default=0.0,
-                    help="first train the LM this many seconds with the text stage (flowcut.mini.text_stage)")
+    ap.add_argument(
+        "--symbolic",
+        type=float,
+        default=0.0,
+        help="first train the LM this many seconds on symbolic scenes (scene_tokens)",
+    )
+    ap.add_argument(
+        "--text",
+        type=float,
+        default=0.0,
+        help="first train the LM this many seconds with the text stage (flowcut.mini.text_stage)",
+    )
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--turns", type=int, default=1, help="questions per training sequence (scoring asks one)")
     ap.add_argument("--curve", type=int, default=0, help="print held-out accuracy every this many steps")

@@ -62,14 +62,27 @@ def main() -> None:
     ap.add_argument("minutes", type=float)
     ap.add_argument("--set", action="append", help="override a MiniConfig field, name=value")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, help="train exactly this many steps instead (MINUTES is ignored): runs beside other work stay comparable")
-    ap.add_argument("--captions", action="store_true",
-                    help="add a caption-copy row per scene (long answers, which outweigh the questions' in the loss)")
-    ap.add_argument("--only", choices=list(suite_tasks.TASKS),
-                    help="train on this task's questions alone (four variants a scene, one a sequence): can the LM learn it at all?")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        help="train exactly this many steps instead (MINUTES is ignored): runs beside other work stay comparable",
+    )
+    ap.add_argument(
+        "--captions",
+        action="store_true",
+        help="add a caption-copy row per scene (long answers, which outweigh the questions' in the loss)",
+    )
+    ap.add_argument(
+        "--only",
+        choices=list(suite_tasks.TASKS),
+        help="train on this task's questions alone (four variants a scene, one a sequence): can the LM learn it at all?",
+    )
     ap.add_argument("--by-kind", action="store_true", help="print held-out accuracy per question kind as well")
-    ap.add_argument("--then", metavar="MINUTES:LR",
-                    help="a second phase on the same rows, its own warm-up and cosine to peak LR (a late low-rate phase)")
+    ap.add_argument(
+        "--then",
+        metavar="MINUTES:LR",
+        help="a second phase on the same rows, its own warm-up and cosine to peak LR (a late low-rate phase)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -91,9 +104,14 @@ def main() -> None:
     kinds: dict[str, list[bool]] = {}
     acc = held_out(model, tok, kinds=kinds)
     if args.by_kind:
-        print("by kind: " + ", ".join(f"{k} {100 * sum(v) / len(v):.0f} (n={len(v)})" for k, v in sorted(kinds.items())))
-    print(f"{stats['steps']} steps of {cfg.text_batch}, final loss {stats['final_loss']:.3f}; held-out "
-          + " ".join(f"{t} {a:.1f}" for t, a in acc.items()) + f"; mean {sum(acc.values()) / len(acc):.1f}")
+        print(
+            "by kind: " + ", ".join(f"{k} {100 * sum(v) / len(v):.0f} (n={len(v)})" for k, v in sorted(kinds.items()))
+        )
+    print(
+        f"{stats['steps']} steps of {cfg.text_batch}, final loss {stats['final_loss']:.3f}; held-out "
+        + " ".join(f"{t} {a:.1f}" for t, a in acc.items())
+        + f"; mean {sum(acc.values()) / len(acc):.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ def test_fp16_generate_on_cuda_keeps_the_budget(method: str, images: list) -> No
     model, proc = tiny_model("llava")
     adapter = adapt(model.to("cuda", torch.float16), proc)
     budget = 576 if method == "none" else 64
-    outs = adapter.generate(images, ["what is this"] * 4, make_method(method), budget, max_new_tokens=4, min_new_tokens=4)
+    outs = adapter.generate(
+        images, ["what is this"] * 4, make_method(method), budget, max_new_tokens=4, min_new_tokens=4
+    )
     for out in outs:
         assert out.cost.prefill_ms > 0 and out.cost.peak_memory_bytes > 0
         if method in ("none", "flowcut"):

@@ -80,8 +80,9 @@ def test_caption_stage_without_the_lm_trains_the_projector_alone(model_and_tok) 
     feats, _ = train.cache_features(model, train.image_processor(CFG), [0, 1])
     masks = torch.ones(2, 576, dtype=torch.bool)
     rows = [(i, [(train.CAPTION_Q, "a large red circle at top left.")]) for i in range(2)]
-    train.lm_stage(model, tok, feats, masks, rows, Budget(60.0, steps=2), CFG, "caption", lambda _: None,
-                   train_lm=False)
+    train.lm_stage(
+        model, tok, feats, masks, rows, Budget(60.0, steps=2), CFG, "caption", lambda _: None, train_lm=False
+    )
     assert _changed(before, model) == {"multi_modal_projector"}
     train.lm_stage(model, tok, feats, masks, rows, Budget(60.0, steps=2), CFG, "caption", lambda _: None)
     assert _changed(before, model) == {"multi_modal_projector", "language_model", "lm_head"}

@@ -298,9 +298,21 @@ def test_smoke_run_saves_a_checkpoint_that_loads(tmp_path) -> None:
     # a second run that takes stage (a) from the first keeps its ViT (all but the layers the
     # instruction stage tunes) and its stage-(a) record
     again = tmp_path / "again"
-    train.main(out=again, device="cpu", scale=0.002, vision_from=tmp_path,
-               set_=["lm_lr=0.002", "text_steps=1000", "caption_steps=500", "instruct_steps=1500", "caption_qa=false",
-                     "caption_lm=true", "focus_steps=1000"])
+    train.main(
+        out=again,
+        device="cpu",
+        scale=0.002,
+        vision_from=tmp_path,
+        set_=[
+            "lm_lr=0.002",
+            "text_steps=1000",
+            "caption_steps=500",
+            "instruct_steps=1500",
+            "caption_qa=false",
+            "caption_lm=true",
+            "focus_steps=1000",
+        ],
+    )
     first, second = model, LlavaForConditionalGeneration.from_pretrained(again)
     tuned = {f".layers.{k}." for k in range(CFG.vit_tune_from or 0, CFG.vit_layers - 1)} if CFG.vit_tune_from else set()
     kept = 0
@@ -408,8 +420,9 @@ def test_lm_stage_tunes_the_vit_layers_above_the_cache_only(model_and_tok) -> No
     feats, scenes = train.cache_features(model, train.image_processor(CFG), [0, 1], first=0)
     masks = torch.ones(2, 576, dtype=torch.bool)
     dialogues = [(i, [("What colour is the object?", "red")]) for i in range(2)]
-    stats = train.lm_stage(model, tok, feats, masks, dialogues, Budget(60.0, steps=3), cfg, "t", lambda _: None,
-                           tune_vit=True)
+    stats = train.lm_stage(
+        model, tok, feats, masks, dialogues, Budget(60.0, steps=3), cfg, "t", lambda _: None, tune_vit=True
+    )
     assert stats["steps"] == 3  # a step budget runs exactly that many, however fast the machine
     after = model.model.vision_tower.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}

@@ -344,7 +344,9 @@ def test_unpruned_kv_bytes_by_hand(images: list) -> None:
     """One sample, no pruning: every layer caches the whole prompt and all answer tokens but the last."""
     adapter = get_adapter("llava")
     budget = adapter.visual_tokens(images[0])
-    (one,) = adapter.generate(images[:1], QUESTIONS[:1], make_method("none"), budget, max_new_tokens=4, min_new_tokens=4)
+    (one,) = adapter.generate(
+        images[:1], QUESTIONS[:1], make_method("none"), budget, max_new_tokens=4, min_new_tokens=4
+    )
     cfg = adapter.text_model.config
     prompt = len(adapter.prompt_ids(QUESTIONS[0], budget))
     head_dim = getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)

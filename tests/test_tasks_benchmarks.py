@@ -84,7 +84,10 @@ def test_loader_prompts_follow_lmms_eval() -> None:
 
 def test_prompt_whitespace_and_empty_options_as_lmms_eval_leaves_them() -> None:
     """Edge rows built from the fixtures' own rows: lmms-eval's doc_to_text, not a tidier version of it."""
-    rows = {n: pq.read_table(DATA / f"{n}.parquet").to_pylist()[0] for n in ("mme", "textvqa_val", "scienceqa_img", "mmbench_en_dev")}
+    rows = {
+        n: pq.read_table(DATA / f"{n}.parquet").to_pylist()[0]
+        for n in ("mme", "textvqa_val", "scienceqa_img", "mmbench_en_dev")
+    }
     # MME strips first, then drops the suffix: a double space before it leaves one space
     mme = to_example(BENCHMARKS["mme"], rows["mme"] | {"question": " Is it red?  Please answer yes or no. "}, 0)
     assert mme.prompt.startswith("Is it red? \nAnswer")
@@ -96,7 +99,11 @@ def test_prompt_whitespace_and_empty_options_as_lmms_eval_leaves_them() -> None:
     sqa = to_example(BENCHMARKS["scienceqa_img"], rows["scienceqa_img"] | {"hint": " "}, 0)
     assert sqa.prompt.startswith("Context:  \n")
     mmb = to_example(BENCHMARKS["mmbench_en_dev"], rows["mmbench_en_dev"] | {"hint": "", "D": ""}, 0)
-    assert mmb.prompt.startswith(" What is the main color?") and "D." not in mmb.prompt and list(mmb.options) == ["A", "B", "C"]
+    assert (
+        mmb.prompt.startswith(" What is the main color?")
+        and "D." not in mmb.prompt
+        and list(mmb.options) == ["A", "B", "C"]
+    )
 
 
 def test_fixture_errors_become_errored_examples() -> None:
@@ -115,7 +122,9 @@ def test_unknown_benchmark_and_split() -> None:
     with pytest.raises(FlowcutError, match="no such file"):
         load_benchmark("pope", path=DATA / "missing.parquet")
     # ScienceQA-IMG on the hub has validation and test only
-    with pytest.raises(FlowcutError, match=r"unknown split 'train' for scienceqa_img \(allowed: \['test', 'validation'\]\)"):
+    with pytest.raises(
+        FlowcutError, match=r"unknown split 'train' for scienceqa_img \(allowed: \['test', 'validation'\]\)"
+    ):
         load_benchmark("scienceqa_img", split="train")
 
 

@@ -276,7 +276,9 @@ def test_committed_suite_is_what_the_generator_makes(tmp_path: Path) -> None:
         fresh, kept = load_suite_task(task, "test", tmp_path), load_suite_task(task, "test", root)
         assert len(kept) == DEFAULT_N_TEST * (2 if task == "mme" else 1), task
         for new, old in zip(fresh, kept, strict=False):
-            assert {k: v for k, v in new.items() if k != "image"} == {k: v for k, v in old.items() if k != "image"}, task
+            assert {k: v for k, v in new.items() if k != "image"} == {k: v for k, v in old.items() if k != "image"}, (
+                task
+            )
             assert new["image"].tobytes() == old["image"].tobytes(), task
 
 

@@ -195,8 +195,15 @@ _VISION = sorted(n for n, c in METHODS.items() if c.kind == "vision" and n != "n
 
 
 @settings(max_examples=40, deadline=None)
-@given(name=st.sampled_from(_VISION), rows=st.integers(1, 7), cols=st.integers(1, 7), cls=st.booleans(),
-       flat=st.sampled_from(["none", "features", "attention", "both"]), seed=st.integers(0, 2**16), data=st.data())
+@given(
+    name=st.sampled_from(_VISION),
+    rows=st.integers(1, 7),
+    cols=st.integers(1, 7),
+    cls=st.booleans(),
+    flat=st.sampled_from(["none", "features", "attention", "both"]),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
 def test_any_trace_and_budget_give_a_valid_selection(name: str, rows: int, cols: int, cls: bool, flat: str,
                                                      seed: int, data: st.DataObject) -> None:  # fmt: skip
     """Degenerate scenes (a blank background: equal features, ties in attention) included."""
@@ -204,7 +211,9 @@ def test_any_trace_and_budget_give_a_valid_selection(name: str, rows: int, cols:
     budget = data.draw(st.integers(1, n), label="budget")
     g = torch.Generator().manual_seed(seed)
     feats = torch.ones(B, n, D) if flat in ("features", "both") else torch.randn(B, n, D, generator=g)
-    attn = torch.full((B, H, n), 1 / n) if flat in ("attention", "both") else torch.rand(B, H, n, generator=g).softmax(-1)
+    attn = (
+        torch.full((B, H, n), 1 / n) if flat in ("attention", "both") else torch.rand(B, H, n, generator=g).softmax(-1)
+    )
     trace = VisionTrace(feats=feats, relay_attn=attn, keys=torch.randn(B, H, n, HD, generator=g),
                         cls_feat=torch.randn(B, D, generator=g) if cls else None, grid=(rows, cols))  # fmt: skip
     method = make_method(name)

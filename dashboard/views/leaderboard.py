@@ -22,8 +22,10 @@ st.caption(
     "Budget: visual tokens kept, 0 = all (unpruned). Click a header to sort."
 )
 if (acc["jobs"] > 1).any():
-    st.warning(f"{int((acc['jobs'] > 1).sum())} cell(s) have several finished jobs (other limits, seeds or "
-               "options); each shows the one with the most scored samples.")
+    st.warning(
+        f"{int((acc['jobs'] > 1).sum())} cell(s) have several finished jobs (other limits, seeds or "
+        "options); each shows the one with the most scored samples."
+    )
 
 
 def column_config(benchmarks: list[str]) -> dict[str, Any]:

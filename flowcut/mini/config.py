@@ -12,7 +12,19 @@ from dataclasses import asdict, dataclass, fields, replace
 from ..tasks.suite.scene import EDITS
 from ..tasks.suite.tasks import TASKS
 
-_AT_LEAST_ONE = ("vit_layers", "vit_heads", "lm_layers", "lm_heads", "clip_batch", "clip_group", "lm_batch", "turns", "text_turns", "text_batch", "text_scenes")
+_AT_LEAST_ONE = (
+    "vit_layers",
+    "vit_heads",
+    "lm_layers",
+    "lm_heads",
+    "clip_batch",
+    "clip_group",
+    "lm_batch",
+    "turns",
+    "text_turns",
+    "text_batch",
+    "text_scenes",
+)
 
 
 @dataclass(frozen=True)

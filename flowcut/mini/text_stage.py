@@ -27,7 +27,10 @@ def text_batch(model, tok, scenes, chunk: list, rng: random.Random) -> tuple:
     image_id, embed, rows = model.config.image_token_id, model.get_input_embeddings(), []
     for i, turns in chunk:
         ids, lab = encode_dialogue(tok, turns, 1, image_id)
-        at, words = ids.index(image_id), tok(" " + caption(scenes[i], rng, raster=True), add_special_tokens=False).input_ids
+        at, words = (
+            ids.index(image_id),
+            tok(" " + caption(scenes[i], rng, raster=True), add_special_tokens=False).input_ids,
+        )
         ids = ids[:at] + words + ids[at + 1 :]
         rows.append((embed(torch.tensor(ids, device=embed.weight.device)), torch.arange(len(ids)),
                      lab[:at] + [-100] * len(words) + lab[at + 1 :]))  # fmt: skip

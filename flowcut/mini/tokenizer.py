@@ -42,7 +42,11 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int, split_punctuation: b
         single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tk.token_to_id("<s>"))]
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        tokenizer_object=tk,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
         extra_special_tokens={"image_token": "<image>"},
     )
     fast.add_special_tokens({"additional_special_tokens": ["<image>"]})

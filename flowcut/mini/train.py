@@ -120,8 +120,14 @@ def clip_batches(cfg: MiniConfig, proc, tok, seed: int = 100_000):
             texts += [caption(sc, rng) for sc in group]
             seed += 1
         pix = proc(images[: cfg.clip_batch], return_tensors="pt")["pixel_values"]
-        enc = tok(texts[: cfg.clip_batch], padding=True, truncation=True, max_length=96, return_tensors="pt",
-                  add_special_tokens=False)
+        enc = tok(
+            texts[: cfg.clip_batch],
+            padding=True,
+            truncation=True,
+            max_length=96,
+            return_tensors="pt",
+            add_special_tokens=False,
+        )
         yield pix, enc.input_ids, enc.attention_mask
 
 
@@ -133,8 +139,9 @@ def sincos_2d(grid: int, width: int, temperature: float = 100.0) -> torch.Tensor
     """
     quarter = width // 4
     omega = temperature ** (-torch.arange(quarter, dtype=torch.float32) / quarter)
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij"
+    )
     ay, ax = ys.reshape(-1, 1) * omega, xs.reshape(-1, 1) * omega
     codes = torch.cat([ay.sin(), ay.cos(), ax.sin(), ax.cos()], dim=1)
     return (codes - codes.mean(0)) / codes.std(0).clamp_min(1e-3)
@@ -143,8 +150,13 @@ def sincos_2d(grid: int, width: int, temperature: float = 100.0) -> torch.Tensor
 def build_vision(cfg: MiniConfig) -> CLIPVisionModel:
     """A fresh CLIP ViT of the config's geometry, its position embedding set as the config says."""
     vcfg = CLIPVisionConfig(
-        hidden_size=cfg.vit_width, intermediate_size=cfg.vit_mlp, num_hidden_layers=cfg.vit_layers,
-        num_attention_heads=cfg.vit_heads, image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=128,
+        hidden_size=cfg.vit_width,
+        intermediate_size=cfg.vit_mlp,
+        num_hidden_layers=cfg.vit_layers,
+        num_attention_heads=cfg.vit_heads,
+        image_size=cfg.image_size,
+        patch_size=cfg.patch_size,
+        projection_dim=128,
     )
     vision = CLIPVisionModel(vcfg)
     emb = vision.embeddings.position_embedding
@@ -175,7 +187,9 @@ def load_lm(model: LlavaForConditionalGeneration, tok, path: Path) -> None:
     Raises FlowcutError when that checkpoint's tokenizer differs: its embeddings would mean other tokens.
     """
     if AutoTokenizer.from_pretrained(path).get_vocab() != tok.get_vocab():
-        raise FlowcutError(f"--lm-from {path}", "its tokenizer differs from this run's; a warm start needs the same one")
+        raise FlowcutError(
+            f"--lm-from {path}", "its tokenizer differs from this run's; a warm start needs the same one"
+        )
     earlier = LlavaForConditionalGeneration.from_pretrained(path)
     for name in ("multi_modal_projector", "language_model"):
         getattr(model.model, name).load_state_dict(getattr(earlier.model, name).state_dict())
@@ -184,16 +198,26 @@ def load_lm(model: LlavaForConditionalGeneration, tok, path: Path) -> None:
 
 def build_llava(cfg: MiniConfig, tok, vision: CLIPVisionModel) -> LlavaForConditionalGeneration:
     text = LlamaConfig(
-        vocab_size=len(tok), hidden_size=cfg.lm_width, intermediate_size=cfg.lm_mlp,
-        num_hidden_layers=cfg.lm_layers, num_attention_heads=cfg.lm_heads, num_key_value_heads=cfg.lm_heads,
-        max_position_embeddings=1024, rope_parameters={"rope_type": "default", "rope_theta": cfg.lm_rope_theta},
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
+        vocab_size=len(tok),
+        hidden_size=cfg.lm_width,
+        intermediate_size=cfg.lm_mlp,
+        num_hidden_layers=cfg.lm_layers,
+        num_attention_heads=cfg.lm_heads,
+        num_key_value_heads=cfg.lm_heads,
+        max_position_embeddings=1024,
+        rope_parameters={"rope_type": "default", "rope_theta": cfg.lm_rope_theta},
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=False,
     )
     config = LlavaConfig(
-        vision_config=vision.config.to_dict(), text_config=text.to_dict(),
-        image_token_id=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
-        vision_feature_select_strategy="default", projector_hidden_act="gelu",
+        vision_config=vision.config.to_dict(),
+        text_config=text.to_dict(),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
     )
     model = LlavaForConditionalGeneration(config)
     # Llama's default init (std 0.02) leaves attention logits ~0, and a 4-layer LM at that
@@ -347,8 +371,19 @@ def dialogue_batch(model, tok, feats, masks, chunk, keep_bg: float, gen: torch.G
     return pad_rows(rows, device)
 
 
-def lm_stage(model, tok, feats, masks, dialogues, budget: Budget, cfg: MiniConfig, name: str, log,
-             tune_vit: bool = False, train_lm: bool = True) -> dict:
+def lm_stage(
+    model,
+    tok,
+    feats,
+    masks,
+    dialogues,
+    budget: Budget,
+    cfg: MiniConfig,
+    name: str,
+    log,
+    tune_vit: bool = False,
+    train_lm: bool = True,
+) -> dict:
     """Train projector + LM on (image index, turns) dialogues for ``budget``.
 
     ``feats`` come from ``cache_features(first=cfg.vit_tune_from)``; with ``tune_vit`` the ViT
@@ -432,7 +467,9 @@ def train_device(name: str) -> torch.device:
     if dev is None or dev.type not in ("cpu", "cuda"):
         raise typer.BadParameter(f"--device {name!r}: expected cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter(f"--device {name!r}: this machine has no CUDA device (torch.cuda.is_available() is False)")
+        raise typer.BadParameter(
+            f"--device {name!r}: this machine has no CUDA device (torch.cuda.is_available() is False)"
+        )
     return dev
 
 
@@ -440,16 +477,25 @@ def main(
     out: Path = typer.Option(Path("flowcut/mini/checkpoint"), help="where the checkpoint goes"),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (benchmarks/gpu_train.sh: a GPU run in one call)"),
     scale: float = typer.Option(1.0, help="multiply every stage's minutes or steps (0.02 for a smoke run)"),
-    vision_from: Annotated[Path | None, typer.Option(
-        help="skip stage (a): take the ViT of this checkpoint (trained by this script) and its stage-(a) record"
-    )] = None,
-    lm_from: Annotated[Path | None, typer.Option(
-        help="start the projector, LM and tokenizer from this checkpoint (trained by this script) "
-        "instead of from random weights"
-    )] = None,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="override a MiniConfig field, name=value (repeatable), e.g. --set vit_pos_sincos=1.0"
-    )] = None,
+    vision_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="skip stage (a): take the ViT of this checkpoint (trained by this script) and its stage-(a) record"
+        ),
+    ] = None,
+    lm_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="start the projector, LM and tokenizer from this checkpoint (trained by this script) "
+            "instead of from random weights"
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="override a MiniConfig field, name=value (repeatable), e.g. --set vit_pos_sincos=1.0"
+        ),
+    ] = None,
 ) -> None:
     try:
         cfg = MiniConfig().with_overrides(set_ or [])
@@ -500,7 +546,9 @@ def main(
             set_sincos(pair.vision, cfg)
         record = json.loads((vision_from / "training.json").read_text())["stats"]["clip"]
         stats["clip"] = record | {"from": str(vision_from)}
-        log(f"stage (a) skipped: ViT from {vision_from} ({record['steps']} CLIP steps, {record['seconds'] / 60:.1f} min)")
+        log(
+            f"stage (a) skipped: ViT from {vision_from} ({record['steps']} CLIP steps, {record['seconds'] / 60:.1f} min)"
+        )
     model = build_llava(cfg, tok, pair.vision)
     if lm_from is not None:
         stats["lm_from"] = str(lm_from)
@@ -525,19 +573,44 @@ def main(
     dialogues = make_dialogues(seeds, scenes, cfg, rng)
     if cfg.caption_qa:
         log(f"caption stage on the {len(dialogues)} instruction dialogues (caption_qa)")
-    stats["caption"] = lm_stage(model, tok, feats, masks, dialogues if cfg.caption_qa else captions,
-                                budget("caption"), cfg, "caption", log, train_lm=cfg.caption_lm)
-    stats["instruct"] = lm_stage(model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct",
-                                 log, tune_vit=True)
+    stats["caption"] = lm_stage(
+        model,
+        tok,
+        feats,
+        masks,
+        dialogues if cfg.caption_qa else captions,
+        budget("caption"),
+        cfg,
+        "caption",
+        log,
+        train_lm=cfg.caption_lm,
+    )
+    stats["instruct"] = lm_stage(
+        model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct", log, tune_vit=True
+    )
     if cfg.focus_minutes or cfg.focus_steps:
         focus = focus_dialogues(seeds, scenes, cfg.focus_task)
         log(f"focus stage: {len(focus)} {cfg.focus_task} questions alone at lr {cfg.focus_lr:g}, all patches")
-        stats["focus"] = lm_stage(model, tok, feats, masks, focus, budget("focus"),
-                                  replace(cfg, lm_lr=cfg.focus_lr, keep_start=1.0, keep_hold=0.0), "focus", log)
+        stats["focus"] = lm_stage(
+            model,
+            tok,
+            feats,
+            masks,
+            focus,
+            budget("focus"),
+            replace(cfg, lm_lr=cfg.focus_lr, keep_start=1.0, keep_hold=0.0),
+            "focus",
+            log,
+        )
     stats["total_minutes"] = (time.time() - t0) / 60
     model.to("cpu").save_pretrained(out, safe_serialization=True)
-    processor = LlavaProcessor(image_processor=proc, tokenizer=tok, patch_size=cfg.patch_size,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    processor = LlavaProcessor(
+        image_processor=proc,
+        tokenizer=tok,
+        patch_size=cfg.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
     processor.save_pretrained(out)
     (out / "training.json").write_text(json.dumps({"config": cfg.to_dict(), "stats": stats}, indent=2))
     log(f"saved {out} after {stats['total_minutes']:.1f} min")

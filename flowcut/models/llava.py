@@ -128,7 +128,9 @@ class LlavaAdapter(VLMAdapter):
             prep.labels = [torch.arange(n) for _ in images]
         else:
             pad = res.tokens.shape[1] - res.indices.shape[1]
-            prep.labels = [torch.cat([res.indices[i].cpu(), torch.full((max(pad, 0),), -1)]) for i in range(len(images))]
+            prep.labels = [
+                torch.cat([res.indices[i].cpu(), torch.full((max(pad, 0),), -1)]) for i in range(len(images))
+            ]
         prep.patches_per_crop = self.patches_per_crop
         if res.importance is not None:
             prep.patch_scores = list(res.importance)

@@ -260,6 +260,11 @@ class DecoderPruner:
         raters = self.raters.gather(1, keep) if self.raters is not None else None
         prior = self.vision_scores.gather(1, keep) if self.vision_scores is not None else None
         return LLMScoreContext(
-            attention=attention, hidden=hidden, visual=visual, last=last, values=values, text_raters=raters,
+            attention=attention,
+            hidden=hidden,
+            visual=visual,
+            last=last,
+            values=values,
+            text_raters=raters,
             vision_scores=prior,
         )

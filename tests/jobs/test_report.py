@@ -84,8 +84,12 @@ def test_the_main_commands_table_fits_an_80_column_log() -> None:
 _OUTCOMES = st.sampled_from([1.0, 0.0, "error", None])
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+)
 @given(st.data())
 def test_the_cli_and_the_dashboard_report_the_same_figures(data: st.DataObject) -> None:
     """The relative score lives twice (rows of dicts here, pandas in the dashboard): both must agree."""
@@ -111,8 +115,17 @@ def test_the_cli_and_the_dashboard_report_the_same_figures(data: st.DataObject) 
                     if outcome == "error":
                         rows.append({"sample_id": f"s{i}", "error": "image: missing"})
                     elif outcome is not None:
-                        rows.append({**dict.fromkeys(RESULT_MEASURED), "sample_id": f"s{i}", "prediction": "x",
-                                     "reference": "x", "score": outcome, "parser": "p", "parser_version": "1"})
+                        rows.append(
+                            {
+                                **dict.fromkeys(RESULT_MEASURED),
+                                "sample_id": f"s{i}",
+                                "prediction": "x",
+                                "reference": "x",
+                                "score": outcome,
+                                "parser": "p",
+                                "parser_version": "1",
+                            }
+                        )
                 store.write_results(jid, rows)
                 assert store.complete(jid, "w")
         cli = relative_table(job_summaries(store), model_column=True)
@@ -121,7 +134,9 @@ def test_the_cli_and_the_dashboard_report_the_same_figures(data: st.DataObject) 
     board = leaderboard(acc, sorted(benches))
     col = {c.header: list(c._cells) for c in cli.columns}
     shown = [c for c in col if c not in ("model", "method", "budget", "rel %")]
-    got_cli = {(m, b): (i, r) for i, (m, b, r) in enumerate(zip(col["method"], col["budget"], col["rel %"], strict=True))}
+    got_cli = {
+        (m, b): (i, r) for i, (m, b, r) in enumerate(zip(col["method"], col["budget"], col["rel %"], strict=True))
+    }
     got_board = {(m, "all" if b == 0 else str(b)): "-" if pd.isna(r) else f"{r:.1f}"
                  for m, b, r in zip(board["method"], board["budget"], board[REL], strict=True)}  # fmt: skip
     assert set(got_board) <= set(got_cli)

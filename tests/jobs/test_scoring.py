@@ -57,4 +57,6 @@ def test_mme_reference_with_a_period_scores_as_mme_scores_reads_it() -> None:
     dotted = dataclasses.replace(ex, reference="Yes.")
     assert sample_score(spec, None, dotted, "Yes")[0] == 1.0
     assert sample_score(spec, None, dotted, "No")[0] == 0.0
-    assert score("mme", [dotted, load_examples("mme", path=DATA / "mme.parquet")[1]], ["Yes", "No"])["perception"] == 200.0
+    assert (
+        score("mme", [dotted, load_examples("mme", path=DATA / "mme.parquet")[1]], ["Yes", "No"])["perception"] == 200.0
+    )

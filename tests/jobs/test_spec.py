@@ -197,7 +197,13 @@ def test_job_ids_stay_what_earlier_releases_stored() -> None:
     """A store outlives releases: a new optional setting (a data revision, a method version) must leave
     the ids of jobs that do not use it as they were, or re-submitting a spec would run everything again.
     The ids below are those the release of 2026-12-03 (1cc9b49) gave."""
-    spec = {"name": "t", "models": ["fake"], "methods": ["none", "fastv"], "budgets": [64], "benchmarks": ["pope", "gqa"]}
+    spec = {
+        "name": "t",
+        "models": ["fake"],
+        "methods": ["none", "fastv"],
+        "budgets": [64],
+        "benchmarks": ["pope", "gqa"],
+    }
     assert {(j.method, j.benchmark): j.id for j in expand(parse_spec(spec))} == {
         ("none", "pope"): "4d146ef46588ce09fc2d3c29cc21f87c", ("fastv", "pope"): "21b34406209bcf5cc0946d4c6e2660fa",
         ("none", "gqa"): "38680a32aa9ec72bc025209025636927", ("fastv", "gqa"): "f67a0a5cc889f600a9db3dff2bc45c53",

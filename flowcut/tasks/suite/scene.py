@@ -313,7 +313,9 @@ def caption(scene: Scene, rng: random.Random, raster: bool = False) -> str:
     Example: ``"a large red circle at top left. the word cat is written at middle right."``
     """
     parts = []
-    order = sorted(scene.objects, key=lambda o: (o.row, o.col)) if raster else rng.sample(scene.objects, len(scene.objects))
+    order = (
+        sorted(scene.objects, key=lambda o: (o.row, o.col)) if raster else rng.sample(scene.objects, len(scene.objects))
+    )
     for obj in order:
         template = rng.choice(("a {n} at {w}.", "there is a {n} at the {w}.", "a {n} in the {w}."))
         parts.append(template.format(n=obj.name, w=obj.where))
