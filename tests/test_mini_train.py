@@ -440,3 +440,26 @@ def test_budget_follows_steps_when_given_else_the_clock(monkeypatch: pytest.Monk
     assert Budget(1.0, steps=200).frac(50, start=0.0) == 0.25  # the clock plays no part
     monkeypatch.setattr(clip_module.time, "time", lambda: 130.0)
     assert Budget(1.0).frac(50, start=100.0) == 0.5  # 30 s of a 1-minute stage
+
+
+def test_lm_beta2_reaches_the_lm_stages_optimiser(model_and_tok, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowcut.mini import loop
+    from flowcut.mini.text_stage import text_stage
+
+    made = []
+
+    class Recording(torch.optim.AdamW):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(loop.torch.optim, "AdamW", Recording)
+    model, tok = copy.deepcopy(model_and_tok[0]), model_and_tok[1]
+    cfg = dataclasses.replace(CFG, lm_beta2=0.95, lm_batch=2, text_batch=2)
+    feats, _ = train.cache_features(model, train.image_processor(CFG), [0, 1])
+    dialogues = [(i, [("What colour is the object?", "red")]) for i in range(2)]
+    masks = torch.ones(2, 576, dtype=torch.bool)
+    train.lm_stage(model, tok, feats, masks, dialogues, Budget(60.0, steps=1), cfg, "t", lambda _: None)
+    scenes = [train.make_scene(s) for s in (0, 1)]
+    text_stage(model, tok, scenes, dialogues, Budget(60.0, steps=1), cfg, lambda _: None)
+    assert [g["betas"] for opt in made for g in opt.param_groups] == [(0.9, 0.95), (0.9, 0.95)]

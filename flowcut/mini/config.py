@@ -109,6 +109,9 @@ class MiniConfig:
     focus_lr: float = 1.5e-4
     lm_batch: int = 8
     lm_lr: float = 1e-3
+    # AdamW's second-moment decay in the LM stages (torch's default); 0.95, as LLM pre-training
+    # uses, was tried in the text stage (NOTES.md, session 26)
+    lm_beta2: float = 0.999
     turns: int = 12  # most questions in one training sequence (multi-turn, as LLaVA's instruct data)
 
     def to_dict(self) -> dict:

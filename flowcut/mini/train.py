@@ -391,7 +391,10 @@ def lm_stage(
     projector learns, as in LLaVA's stage 1.
     """
     top = vit_top(model, cfg.vit_tune_from)
-    groups = [{"params": train_only(model, *(LM_PARTS if train_lm else LM_PARTS[:1])), "peak": cfg.lm_lr}]
+    betas = (0.9, cfg.lm_beta2)
+    groups = [
+        {"params": train_only(model, *(LM_PARTS if train_lm else LM_PARTS[:1])), "peak": cfg.lm_lr, "betas": betas}
+    ]
     if tune_vit and len(top):
         for p in top.parameters():
             p.requires_grad_(True)
