@@ -565,46 +565,52 @@ def main(
     if cfg.text_minutes or cfg.text_steps:
         told, rows = text_rows(cfg, max(8, int(cfg.text_scenes * max(scale, 0.01))), rng)
         stats["text"] = text_stage(model, tok, told, rows, budget("text"), cfg, log)
-    seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
-    t1 = time.time()
-    feats, scenes = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
-    stats["cache_seconds"] = time.time() - t1
-    captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
-    masks = torch.from_numpy(np.stack([object_mask(sc).reshape(-1) for sc in scenes]))
-    # drawn before the caption stage, which may train on them; lm_stage draws nothing from rng,
-    # so the rows are those a draw after that stage would give
-    dialogues = make_dialogues(seeds, scenes, cfg, rng)
-    if cfg.caption_qa:
-        log(f"caption stage on the {len(dialogues)} instruction dialogues (caption_qa)")
-    stats["caption"] = lm_stage(
-        model,
-        tok,
-        feats,
-        masks,
-        dialogues if cfg.caption_qa else captions,
-        budget("caption"),
-        cfg,
-        "caption",
-        log,
-        train_lm=cfg.caption_lm,
-    )
-    stats["instruct"] = lm_stage(
-        model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct", log, tune_vit=True
-    )
-    if cfg.focus_minutes or cfg.focus_steps:
-        focus = focus_dialogues(seeds, scenes, cfg.focus_task)
-        log(f"focus stage: {len(focus)} {cfg.focus_task} questions alone at lr {cfg.focus_lr:g}, all patches")
-        stats["focus"] = lm_stage(
+    image_stages = ("caption", "instruct") + (("focus",) if cfg.focus_minutes or cfg.focus_steps else ())
+    if all(budget(stage).frac(0, time.time()) >= 1.0 for stage in image_stages):
+        # a text stage alone (to be continued with --lm-from): rendering the cache would be minutes for nothing
+        log("no image stage has a budget: saving the text-trained LM as it is")
+        image_stages = ()
+    if image_stages:
+        seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
+        t1 = time.time()
+        feats, scenes = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
+        stats["cache_seconds"] = time.time() - t1
+        captions = [(i, [(CAPTION_Q, caption(sc, rng))]) for i, sc in enumerate(scenes)]
+        masks = torch.from_numpy(np.stack([object_mask(sc).reshape(-1) for sc in scenes]))
+        # drawn before the caption stage, which may train on them; lm_stage draws nothing from rng,
+        # so the rows are those a draw after that stage would give
+        dialogues = make_dialogues(seeds, scenes, cfg, rng)
+        if cfg.caption_qa:
+            log(f"caption stage on the {len(dialogues)} instruction dialogues (caption_qa)")
+        stats["caption"] = lm_stage(
             model,
             tok,
             feats,
             masks,
-            focus,
-            budget("focus"),
-            replace(cfg, lm_lr=cfg.focus_lr, keep_start=1.0, keep_hold=0.0),
-            "focus",
+            dialogues if cfg.caption_qa else captions,
+            budget("caption"),
+            cfg,
+            "caption",
             log,
+            train_lm=cfg.caption_lm,
         )
+        stats["instruct"] = lm_stage(
+            model, tok, feats, masks, dialogues, budget("instruct"), cfg, "instruct", log, tune_vit=True
+        )
+        if cfg.focus_minutes or cfg.focus_steps:
+            focus = focus_dialogues(seeds, scenes, cfg.focus_task)
+            log(f"focus stage: {len(focus)} {cfg.focus_task} questions alone at lr {cfg.focus_lr:g}, all patches")
+            stats["focus"] = lm_stage(
+                model,
+                tok,
+                feats,
+                masks,
+                focus,
+                budget("focus"),
+                replace(cfg, lm_lr=cfg.focus_lr, keep_start=1.0, keep_hold=0.0),
+                "focus",
+                log,
+            )
     stats["total_minutes"] = (time.time() - t0) / 60
     model.to("cpu").save_pretrained(out, safe_serialization=True)
     processor = LlavaProcessor(
