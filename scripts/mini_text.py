@@ -1,6 +1,6 @@
 """How fast a fresh mini LM learns the suite's questions when the scene is told in words: the text stage alone.
 
-    PYTHONPATH=. .venv/bin/python scripts/mini_text.py MINUTES [--set name=value ...] [--threads 2] [--steps N] [--only TASK] [--by-kind] [--then MINUTES:LR]
+    PYTHONPATH=. .venv/bin/python scripts/mini_text.py MINUTES [--set name=value ...] [--threads 2] [--steps N] [--only TASK] [--by-kind] [--then MINUTES:LR] [--checkpoint PATH]
 
 Trains the projector-less LM of ``flowcut.mini.train.build_llava`` with
 ``flowcut.mini.text_stage`` for MINUTES on 20,000 train scenes (seeds 200,000+), each
@@ -19,6 +19,7 @@ import random
 from dataclasses import replace
 
 import torch
+from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
 from flowcut.mini import train as T
 from flowcut.mini.clip import Budget
@@ -79,12 +80,20 @@ def main() -> None:
     )
     ap.add_argument("--by-kind", action="store_true", help="print held-out accuracy per question kind as well")
     ap.add_argument(
+        "--checkpoint",
+        help="score this saved checkpoint's LM (e.g. a text stage alone from flowcut.mini.train) instead of training",
+    )
+    ap.add_argument(
         "--then",
         metavar="MINUTES:LR",
         help="a second phase on the same rows, its own warm-up and cosine to peak LR (a late low-rate phase)",
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        model = LlavaForConditionalGeneration.from_pretrained(args.checkpoint)
+        tok = AutoTokenizer.from_pretrained(args.checkpoint)
+        return report(model, tok, None, args.by_kind)
     cfg = MiniConfig().with_overrides(args.set or [])
     torch.manual_seed(cfg.seed)  # the LM's init; the rows and their order stay seeded apart
     tok = train_tokenizer(T.corpus(2000), cfg.vocab_size, cfg.split_punctuation)
@@ -101,14 +110,22 @@ def main() -> None:
         first = stats["steps"]
         stats = text_stage(model, tok, told, rows, Budget(float(minutes), None), replace(cfg, lm_lr=float(lr)), print)
         stats["steps"] += first
+    report(
+        model, tok, f"{stats['steps']} steps of {cfg.text_batch}, final loss {stats['final_loss']:.3f}; ", args.by_kind
+    )
+
+
+def report(model, tok, head: str | None, by_kind: bool) -> None:
+    """Print the held-out accuracy per task (and per kind with ``by_kind``) after ``head``."""
     kinds: dict[str, list[bool]] = {}
     acc = held_out(model, tok, kinds=kinds)
-    if args.by_kind:
+    if by_kind:
         print(
             "by kind: " + ", ".join(f"{k} {100 * sum(v) / len(v):.0f} (n={len(v)})" for k, v in sorted(kinds.items()))
         )
     print(
-        f"{stats['steps']} steps of {cfg.text_batch}, final loss {stats['final_loss']:.3f}; held-out "
+        (head or "")
+        + "held-out "
         + " ".join(f"{t} {a:.1f}" for t, a in acc.items())
         + f"; mean {sum(acc.values()) / len(acc):.1f}"
     )
