@@ -19,6 +19,11 @@ def train_only(model, *prefixes: str) -> list:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def lm_group(params: list, cfg) -> dict:
+    """The optimiser group of the LM stages' ``params``: ``cfg.lm_lr`` as the peak rate, AdamW's beta2 from the config."""
+    return {"params": params, "peak": cfg.lm_lr, "betas": (0.9, cfg.lm_beta2)}
+
+
 def pad_rows(rows: list[tuple], device) -> tuple:
     """[B, T, D] embeddings, positions, labels and attention mask from (embeddings, positions, labels) rows."""
     width = max(len(r[1]) for r in rows)

@@ -18,7 +18,7 @@ import torch
 from ..tasks.suite.scene import caption
 from .clip import Budget
 from .config import MiniConfig
-from .loop import LM_PARTS, fit, pad_rows, train_only
+from .loop import LM_PARTS, fit, lm_group, pad_rows, train_only
 from .prompts import encode_dialogue
 
 
@@ -39,7 +39,7 @@ def text_batch(model, tok, scenes, chunk: list, rng: random.Random) -> tuple:
 
 def text_stage(model, tok, scenes, dialogues, budget: Budget, cfg: MiniConfig, log) -> dict:
     """Train the LM (not the projector, which has nothing to map yet) on text ``dialogues`` over ``scenes``."""
-    groups = [{"params": train_only(model, *LM_PARTS[1:]), "peak": cfg.lm_lr, "betas": (0.9, cfg.lm_beta2)}]
+    groups = [lm_group(train_only(model, *LM_PARTS[1:]), cfg)]
     rng = random.Random("text:captions")
 
     def batch(chunk: list, frac: float) -> tuple:

@@ -46,7 +46,7 @@ from ..tasks.suite import tasks as suite_tasks
 from ..tasks.suite.scene import COLOURS, COLS, ROWS, SHAPES, Scene, caption, edit, make_scene, object_mask, render
 from .clip import Budget, ClipPair, train_clip
 from .config import MiniConfig
-from .loop import LM_PARTS, fit, pad_rows, train_only
+from .loop import LM_PARTS, fit, lm_group, pad_rows, train_only
 from .prompts import CAPTION_Q, TEMPLATE, encode_dialogue
 from .text_stage import text_stage
 from .tokenizer import train_tokenizer
@@ -391,10 +391,7 @@ def lm_stage(
     projector learns, as in LLaVA's stage 1.
     """
     top = vit_top(model, cfg.vit_tune_from)
-    betas = (0.9, cfg.lm_beta2)
-    groups = [
-        {"params": train_only(model, *(LM_PARTS if train_lm else LM_PARTS[:1])), "peak": cfg.lm_lr, "betas": betas}
-    ]
+    groups = [lm_group(train_only(model, *(LM_PARTS if train_lm else LM_PARTS[:1])), cfg)]
     if tune_vit and len(top):
         for p in top.parameters():
             p.requires_grad_(True)
@@ -565,12 +562,12 @@ def main(
     if cfg.text_minutes or cfg.text_steps:
         told, rows = text_rows(cfg, max(8, int(cfg.text_scenes * max(scale, 0.01))), rng)
         stats["text"] = text_stage(model, tok, told, rows, budget("text"), cfg, log)
-    image_stages = ("caption", "instruct") + (("focus",) if cfg.focus_minutes or cfg.focus_steps else ())
-    if all(budget(stage).frac(0, time.time()) >= 1.0 for stage in image_stages):
+    # a stage switched off has done all its budget before its first step (Budget.frac)
+    image_stages = any(budget(stage).frac(0, time.time()) < 1.0 for stage in ("caption", "instruct", "focus"))
+    if not image_stages:
         # a text stage alone (to be continued with --lm-from): rendering the cache would be minutes for nothing
         log("no image stage has a budget: saving the text-trained LM as it is")
-        image_stages = ()
-    if image_stages:
+    else:
         seeds = list(range(int(cfg.cache_images * max(scale, 0.01))))
         t1 = time.time()
         feats, scenes = cache_features(model, proc, seeds, first=cfg.vit_tune_from)
