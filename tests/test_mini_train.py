@@ -5,6 +5,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -468,23 +472,30 @@ def test_lm_beta2_reaches_the_lm_stages_optimiser(model_and_tok, monkeypatch: py
     assert [g["betas"] for opt in made for g in opt.param_groups] == [(0.9, 0.95), (0.9, 0.95)]
 
 
-def test_gpu_train_script_sets_every_lm_stage(tmp_path) -> None:
+def test_gpu_train_script_sets_every_lm_stage_for_each_seed(tmp_path) -> None:
     # MiniConfig's defaults are the CPU recipe (63 LM minutes): a GPU call that left one stage at
     # its default would be killed by the script's own timeout before it saved anything
-    import os
-    import re
-    import subprocess
-    import sys
-
     root = Path(__file__).resolve().parents[1]
     script = root / "benchmarks" / "gpu_train.sh"
     limit_s = int(re.search(r'timeout "\$\{LIMIT_S:-(\d+)\}"', script.read_text()).group(1))
-    env = os.environ | {"DEVICE": "cpu", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    env = os.environ | {"DEVICE": "cpu", "OUT": str(tmp_path), "PYTHON": sys.executable, "SEEDS": "0 3"}
     done = subprocess.run(["bash", str(script), "--scale", "0.002"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    record = json.loads((tmp_path / "ckpt" / "training.json").read_text())
-    minutes = sum(record["config"][f"{s}_minutes"] for s in ("text", "caption", "instruct", "focus"))
-    cache_allowance_s = 150  # rendering 6,000 scenes for the feature cache, measured ~2 min on a CPU core
-    assert minutes * 60 + cache_allowance_s < limit_s, (minutes, limit_s)
-    assert record["stats"]["clip"]["from"] == "flowcut/mini/checkpoint"
-    assert {"text", "caption", "instruct"} <= set(record["stats"])
+    assert "== seed 0" in done.stdout and "== seed 3" in done.stdout
+    for seed in (0, 3):
+        record = json.loads((tmp_path / f"ckpt_s{seed}" / "training.json").read_text())
+        minutes = sum(record["config"][f"{s}_minutes"] for s in ("text", "caption", "instruct", "focus"))
+        cache_allowance_s = 150  # rendering 6,000 scenes for the feature cache, ~2 min on a CPU core
+        assert minutes * 60 + cache_allowance_s < limit_s, (minutes, limit_s)
+        assert record["config"]["seed"] == seed
+        assert record["stats"]["clip"]["from"] == "flowcut/mini/checkpoint"
+        assert {"text", "caption", "instruct"} <= set(record["stats"])
+        assert record["stats"]["cpu_threads"] == max(1, os.cpu_count() // 2)
+
+
+def test_gpu_train_script_fails_when_a_run_fails(tmp_path) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.sh"
+    env = os.environ | {"DEVICE": "cpu", "OUT": str(tmp_path), "PYTHON": sys.executable, "SEEDS": "0"}
+    done = subprocess.run(["bash", str(script), "--set", "no_such_field=1"], env=env, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "no_such_field" in (tmp_path / "train_s0.txt").read_text()
