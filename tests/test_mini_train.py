@@ -472,14 +472,20 @@ def test_lm_beta2_reaches_the_lm_stages_optimiser(model_and_tok, monkeypatch: py
     assert [g["betas"] for opt in made for g in opt.param_groups] == [(0.9, 0.95), (0.9, 0.95)]
 
 
+GPU_TRAIN = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.sh"
+
+
+def run_gpu_train(out: Path, seeds: str, *args: str) -> subprocess.CompletedProcess:
+    """benchmarks/gpu_train.sh on the CPU, with this interpreter, into ``out``."""
+    env = os.environ | {"DEVICE": "cpu", "OUT": str(out), "PYTHON": sys.executable, "SEEDS": seeds}
+    return subprocess.run(["bash", str(GPU_TRAIN), *args], env=env, capture_output=True, text=True)
+
+
 def test_gpu_train_script_sets_every_lm_stage_for_each_seed(tmp_path) -> None:
     # MiniConfig's defaults are the CPU recipe (63 LM minutes): a GPU call that left one stage at
     # its default would be killed by the script's own timeout before it saved anything
-    root = Path(__file__).resolve().parents[1]
-    script = root / "benchmarks" / "gpu_train.sh"
-    limit_s = int(re.search(r'timeout "\$\{LIMIT_S:-(\d+)\}"', script.read_text()).group(1))
-    env = os.environ | {"DEVICE": "cpu", "OUT": str(tmp_path), "PYTHON": sys.executable, "SEEDS": "0 3"}
-    done = subprocess.run(["bash", str(script), "--scale", "0.002"], env=env, capture_output=True, text=True)
+    limit_s = int(re.search(r'timeout "\$\{LIMIT_S:-(\d+)\}"', GPU_TRAIN.read_text()).group(1))
+    done = run_gpu_train(tmp_path, "0 3", "--scale", "0.002")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "== seed 0" in done.stdout and "== seed 3" in done.stdout
     for seed in (0, 3):
@@ -490,12 +496,11 @@ def test_gpu_train_script_sets_every_lm_stage_for_each_seed(tmp_path) -> None:
         assert record["config"]["seed"] == seed
         assert record["stats"]["clip"]["from"] == "flowcut/mini/checkpoint"
         assert {"text", "caption", "instruct"} <= set(record["stats"])
-        assert record["stats"]["cpu_threads"] == max(1, os.cpu_count() // 2)
+        # the script shares `nproc`, which counts the CPUs this process may run on
+        assert record["stats"]["cpu_threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def test_gpu_train_script_fails_when_a_run_fails(tmp_path) -> None:
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.sh"
-    env = os.environ | {"DEVICE": "cpu", "OUT": str(tmp_path), "PYTHON": sys.executable, "SEEDS": "0"}
-    done = subprocess.run(["bash", str(script), "--set", "no_such_field=1"], env=env, capture_output=True, text=True)
+    done = run_gpu_train(tmp_path, "0", "--set", "no_such_field=1")
     assert done.returncode != 0
     assert "no_such_field" in (tmp_path / "train_s0.txt").read_text()
